@@ -1,0 +1,12 @@
+"""Visual-token pruning for one video: pure tensor code (no transformers / lmms-eval imports).
+
+    from sinktop_eval.pruning import sink_score, build_pruner, PRUNERS
+    prune = build_pruner("holitom", ratio=0.1, mu_s=0.04, mu_t=0.07)
+    out = prune(features, attn, keys=keys, grid=(14, 14))   # out.tokens (k, D), out.index (k,)
+"""
+from .base import PruneOutput, Pruner
+from .registry import PRUNERS, build_pruner
+from .sink import sink_aware_importance, sink_aware_similarity, sink_score
+
+__all__ = ["PRUNERS", "PruneOutput", "Pruner", "build_pruner", "sink_score", "sink_aware_importance",
+           "sink_aware_similarity"]
