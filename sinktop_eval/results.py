@@ -1,0 +1,155 @@
+"""Results rows (one per run x task x metric), per-sample logs, and the files that hold them.
+
+Files are written whole to a temporary name and renamed into place, so a crash leaves either the
+previous file or the new one, never half a row.
+"""
+from __future__ import annotations
+
+import json
+import math
+import os
+import tempfile
+from collections.abc import Iterable
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+
+# design.md "Results": one row per (run, task, metric)
+COLUMNS = [
+    "run_id", "timestamp", "backbone", "checkpoint", "pruner", "stop", "mu_s", "mu_t", "mu_source", "gamma",
+    "ratio", "frames", "seed", "limit", "task", "split", "metric", "value", "n_samples", "kept_visual_tokens",
+    "dense_visual_tokens", "prefill_tflops", "prefill_tflops_dense", "latency_s", "peak_mem_gb", "judge_model",
+    "code_version",
+]
+RESULTS_FILE = "results.csv"
+COST_KEYS = ("vision_s", "pruning_s", "prefill_s", "decode_s")
+
+
+def atomic_write_text(path: Path, text: str) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as handle:
+            handle.write(text)
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def atomic_write_csv(path: Path, frame: pd.DataFrame) -> None:
+    atomic_write_text(path, frame.to_csv(index=False))
+
+
+def _json_default(value: Any) -> Any:
+    if hasattr(value, "item"):
+        return value.item()
+    return str(value)
+
+
+def atomic_write_jsonl(path: Path, records: Iterable[dict]) -> None:
+    atomic_write_text(path, "".join(json.dumps(r, default=_json_default) + "\n" for r in records))
+
+
+def _mean(values: list[float]) -> float | None:
+    values = [v for v in values if v is not None and not (isinstance(v, float) and math.isnan(v))]
+    return sum(values) / len(values) if values else None
+
+
+def cost_summary(records: list[dict]) -> dict[str, float | None]:
+    """Mean per-generation cost of a set of model records (the design's cost columns)."""
+    def mean_of(key: str, scale: float = 1.0):
+        value = _mean([r.get(key) for r in records])
+        return None if value is None else value / scale
+
+    latency = _mean([sum(r.get(k) or 0.0 for k in COST_KEYS) for r in records]) if records else None
+    peaks = [r.get("peak_mem_gb") for r in records if r.get("peak_mem_gb") is not None]
+    return {"kept_visual_tokens": mean_of("kept_visual_tokens"), "dense_visual_tokens": mean_of("dense_visual_tokens"),
+            "prefill_tflops": mean_of("prefill_flops", 1e12), "prefill_tflops_dense": mean_of("prefill_flops_dense", 1e12),
+            "latency_s": latency, "peak_mem_gb": max(peaks) if peaks else None}
+
+
+def split_metric_key(key: str) -> tuple[str, str] | None:
+    """'acc,none' -> ('acc', ''); 'acc,flex' -> ('acc', 'flex'); stderr/alias keys -> None."""
+    if "," not in key:
+        return None
+    metric, filt = key.split(",", 1)
+    if metric.endswith("_stderr") or metric == "alias":
+        return None
+    return metric, ("" if filt == "none" else filt)
+
+
+def _leaf_tasks(results: dict, task: str) -> list[str]:
+    """A task's leaf subtasks (itself when it is not a group)."""
+    children = results.get("group_subtasks", {}).get(task)
+    if not children:
+        return [task]
+    return [leaf for child in children for leaf in _leaf_tasks(results, child)]
+
+
+def _as_value(value: Any) -> float | None:
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        return None
+    return None if math.isnan(value) else float(value)
+
+
+def results_rows(run: dict[str, Any], lmms_results: dict, records: list[dict]) -> pd.DataFrame:
+    """Rows for every numeric metric of every task and group in an lmms-eval results dict.
+
+    ``run`` carries the run-level columns (run_id, backbone, pruner, ...). Cost columns are the means
+    over the model records of the task's leaf subtasks. A metric the task reports as missing (e.g. a
+    judge metric with no judge configured) becomes an empty value, not a zero.
+    """
+    timestamp = datetime.now(timezone.utc).isoformat(timespec="seconds")
+    n_samples = lmms_results.get("n-samples", {})
+    rows = []
+    for task, metrics in lmms_results.get("results", {}).items():
+        leaves = set(_leaf_tasks(lmms_results, task))
+        costs = cost_summary([r for r in records if r.get("task") in leaves])
+        count = sum(n_samples.get(leaf, {}).get("effective", 0) for leaf in leaves) or None
+        for key, value in metrics.items():
+            parsed = split_metric_key(key)
+            if parsed is None:
+                continue
+            metric, filt = parsed
+            if value is not None and _as_value(value) is None and not (isinstance(value, float)):
+                continue  # non-numeric payloads (lists, dicts) are not table metrics
+            rows.append({**run, "timestamp": timestamp, "task": task, "split": filt, "metric": metric,
+                         "value": _as_value(value), "n_samples": count, **costs})
+    frame = pd.DataFrame(rows)
+    for column in COLUMNS:
+        if column not in frame:
+            frame[column] = None
+    return frame[COLUMNS + [c for c in frame.columns if c not in COLUMNS]]
+
+
+def sample_logs(lmms_results: dict, records: list[dict]) -> dict[str, list[dict]]:
+    """Per task: lmms-eval's logged samples, each with the model records (prediction + cost) of its doc."""
+    by_doc: dict[tuple[str, Any], list[dict]] = {}
+    for record in records:
+        by_doc.setdefault((record.get("task"), record.get("doc_id")), []).append(record)
+    logs = {}
+    for task, samples in (lmms_results.get("samples") or {}).items():
+        logs[task] = [{**{k: v for k, v in s.items() if k not in ("arguments",)},
+                       "generations": by_doc.get((task, s.get("doc_id")), [])} for s in samples]
+    return logs
+
+
+def read_results(paths: Iterable[str | Path]) -> pd.DataFrame:
+    """Concatenate every results.csv found under the given files/directories (recursively)."""
+    files: list[Path] = []
+    for p in map(Path, paths):
+        if p.is_file():
+            files.append(p)
+        elif p.is_dir():
+            files.extend(sorted(p.rglob(RESULTS_FILE)))
+        else:
+            raise FileNotFoundError(f"results path {p} does not exist; pass run directories or results.csv files")
+    if not files:
+        raise FileNotFoundError(f"no {RESULTS_FILE} under {', '.join(map(str, paths))}; run a combination first "
+                                f"(python -m sinktop_eval +model=... +pruner=...)")
+    return pd.concat([pd.read_csv(f) for f in files], ignore_index=True)

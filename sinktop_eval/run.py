@@ -1,0 +1,131 @@
+"""Run one combination end to end: skip if done, evaluate through lmms-eval, write results, log W&B.
+
+Run directory (``<output_dir>/<run_id>/``):
+    config.yaml         the resolved combination (and the Hydra config it came from)
+    environment.json    package versions, git commit, machine
+    generations.jsonl   every generation with its cost stats, appended as it happens (resume point)
+    samples/<task>.jsonl  lmms-eval's per-sample logs joined with the generations
+    lmms_results.json   lmms-eval's aggregate output
+    results.csv         one row per (task, metric); written last, atomically: its presence = done
+"""
+from __future__ import annotations
+
+import gc
+import json
+import logging
+import shutil
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+from omegaconf import OmegaConf
+
+from .config import TASKS_DIR, ModelSpec, RunSpec
+from .provenance import code_version, environment_report
+from .results import RESULTS_FILE, atomic_write_csv, atomic_write_jsonl, atomic_write_text, results_rows, sample_logs
+from .task_env import prepare_task_environment
+from .tracking import log_table_run
+
+log = logging.getLogger(__name__)
+GENERATIONS_FILE = "generations.jsonl"
+
+
+class BackboneCache:
+    """Keeps the most recently loaded backbone.
+
+    Hydra's basic launcher runs a sweep's jobs one after another in one process, and pruning never
+    changes weights, so consecutive combinations on the same checkpoint share one load (a 7B model
+    loads once per sweep, not once per combination). Only one backbone is held at a time.
+    """
+
+    def __init__(self) -> None:
+        self._key: tuple | None = None
+        self._backbone: Any = None
+        self.loads = 0
+
+    def get(self, model: ModelSpec):
+        key = (model.backbone, model.path, model.dtype, model.device, model.attn_implementation)
+        if key != self._key:
+            from .backbones import load_backbone
+
+            self._backbone, self._key = None, None
+            gc.collect()
+            self._backbone = load_backbone(model.backbone, **model.load_kwargs())
+            self._key = key
+            self.loads += 1
+        return self._backbone
+
+
+BACKBONES = BackboneCache()
+
+
+@dataclass
+class RunOutcome:
+    status: str  # "done" | "skipped"
+    run_dir: Path
+    rows: pd.DataFrame
+
+
+def run_columns(spec: RunSpec, judge_model: str | None) -> dict[str, Any]:
+    return {"run_id": spec.run_id, "backbone": spec.model.name, "checkpoint": spec.model.path or spec.model.checkpoint,
+            "pruner": spec.pruner, "stop": spec.stop, "mu_s": spec.mu_s, "mu_t": spec.mu_t,
+            "mu_source": spec.mu_source, "gamma": spec.gamma, "ratio": spec.ratio, "frames": spec.frames,
+            "seed": spec.seed, "limit": spec.limit, "judge_model": judge_model, "code_version": code_version()}
+
+
+def _start_fresh(run_dir: Path) -> None:
+    """--force: keep the previous attempt aside instead of deleting anyone's finished work."""
+    if run_dir.exists():
+        backup = run_dir.with_name(f"{run_dir.name}.replaced-{time.strftime('%Y%m%d-%H%M%S')}")
+        shutil.move(str(run_dir), str(backup))
+        log.warning("force=true: previous results moved to %s", backup)
+
+
+def run_combination(spec: RunSpec, hydra_config: Any = None, backbones: BackboneCache = BACKBONES) -> RunOutcome:
+    """Evaluate one combination unless its results already exist (or ``spec.force``)."""
+    from lmms_eval.evaluator import simple_evaluate
+    from lmms_eval.tasks import TaskManager
+
+    from .lmms import SinktopModel
+
+    run_dir = spec.run_dir
+    results_path = run_dir / RESULTS_FILE
+    if results_path.exists() and not spec.force:
+        log.warning("skip %s: already finished (%s); pass force=true to re-run", spec.run_id, results_path)
+        return RunOutcome("skipped", run_dir, pd.read_csv(results_path))
+    if spec.force:
+        _start_fresh(run_dir)
+
+    task_env = prepare_task_environment(spec)  # data roots, judge wiring; fails before any model loads
+    run_dir.mkdir(parents=True, exist_ok=True)
+    config_text = OmegaConf.to_yaml(OmegaConf.create({"run": spec.to_dict(), "hydra_config": hydra_config or {}}))
+    atomic_write_text(run_dir / "config.yaml", config_text)
+    atomic_write_text(run_dir / "environment.json", json.dumps(environment_report(), indent=2))
+
+    model = SinktopModel(backbone=backbones.get(spec.model), pruner=spec.pruner, stop=spec.stop, ratio=spec.ratio,
+                         mu_s=spec.mu_s, mu_t=spec.mu_t, gamma=spec.gamma, frames=spec.frames,
+                         max_new_tokens=spec.max_new_tokens, seed=spec.seed,
+                         records_path=str(run_dir / GENERATIONS_FILE),
+                         **{f"pruner_{k}": v for k, v in spec.pruner_settings.items()})
+    results = simple_evaluate(model=model, tasks=list(spec.tasks), limit=spec.limit, log_samples=True,
+                              bootstrap_iters=0, task_manager=TaskManager(include_path=[str(TASKS_DIR)]),
+                              random_seed=spec.seed, numpy_random_seed=spec.seed, torch_random_seed=spec.seed,
+                              fewshot_random_seed=spec.seed)
+    if not results or not results.get("results"):
+        raise RuntimeError(f"lmms-eval returned no results for {spec.run_id} (tasks {list(spec.tasks)})")
+
+    rows = results_rows(run_columns(spec, task_env.judge_model), results, model.records)
+    for task, samples in sample_logs(results, model.records).items():
+        atomic_write_jsonl(run_dir / "samples" / f"{task}.jsonl", samples)
+    summary = {k: v for k, v in results.items() if k != "samples"}
+    atomic_write_text(run_dir / "lmms_results.json", json.dumps(summary, indent=2, default=str))
+    atomic_write_csv(results_path, rows)  # last: its presence marks the combination finished
+    log.warning("finished %s -> %s", spec.run_id, results_path)
+
+    try:
+        log_table_run(spec.run_id, spec.to_dict(), rows, run_dir, spec.wandb)
+    except Exception as err:  # noqa: BLE001 - tracking must never cost a finished result
+        log.error("W&B logging failed for %s (results are safe in %s): %s", spec.run_id, results_path, err)
+    return RunOutcome("done", run_dir, rows)
