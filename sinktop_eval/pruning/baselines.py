@@ -1,9 +1,11 @@
 """Reference points that use no attention: dense (keep all), random, uniform sub-grid."""
 from __future__ import annotations
 
+import math
+
 import torch
 
-from .base import PruneOutput, Pruner, VideoTokens, floor_count, frame_major_output, top_k_mask
+from .base import PruneOutput, Pruner, VideoTokens, floor_count, frame_major_output, round_half_up, top_k_mask
 
 
 class DensePruner(Pruner):
@@ -39,18 +41,17 @@ class RandomPruner(Pruner):
 
 
 def subgrid_shape(h: int, w: int, ratio: float) -> tuple[int, int]:
-    """The (rows, cols) sub-grid whose size is closest to ratio*h*w, preferring the grid's own aspect.
+    """The (rows, cols) sub-grid of about ratio*h*w tokens with the grid's own aspect ratio.
 
-    For 14x14: r=0.1 -> 4x5 (20), r=0.15 -> 5x6 (30), r=0.25 -> 7x7 (49), r=1 -> 14x14.
+    rows = round(sqrt(r*h*w * h/w)), cols = round(r*h*w / rows), clamped to the grid. Keeping the
+    aspect matters more than hitting the count exactly: the closest count alone would pick a 3x13
+    "grid" for r=0.2 on 14x14. For 14x14: r=0.1 -> 4x5 (20), 0.15 -> 5x6 (30), 0.2 -> 6x7 (42),
+    0.25 -> 7x7 (49), 1 -> 14x14.
     """
     target = ratio * h * w
-    best = None
-    for rows in range(1, h + 1):
-        for cols in range(1, w + 1):
-            cost = (abs(rows * cols - target), abs(rows / cols - h / w), -rows * cols)
-            if best is None or cost < best[0]:
-                best = (cost, rows, cols)
-    return best[1], best[2]
+    rows = min(h, max(1, round_half_up(math.sqrt(target * h / w))))
+    cols = min(w, max(1, round_half_up(target / rows)))
+    return rows, cols
 
 
 def evenly_spaced(count: int, length: int) -> torch.Tensor:

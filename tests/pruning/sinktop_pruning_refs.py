@@ -1,0 +1,394 @@
+"""Slow, loop-heavy reference implementations of the pruners, written from
+/work/shared/docs/algorithms.md only. Nothing here imports sinktop_eval: the tests compare the package
+against these, so an expectation is never computed by the code under test.
+
+Everything is plain Python floats (double precision) over ``tensor.tolist()``; budgets use exact
+rational arithmetic (``Fraction(str(r))``) so that e.g. 0.1 * 190 is exactly 19.
+
+Interpretation choices (the ones the package documents, mirrored here):
+- every top-k breaks ties towards the lower index;
+- density peaks: on equal density the lower index counts as denser; the densest point's delta is the
+  largest distance of the whole distance matrix;
+- FastVID: every non-salient token of a segment (anchors included) joins its most cosine-similar anchor
+  among all anchors of the segment; per-anchor-frame count clamped to the non-salient count;
+- HoliTom: C = round-half-up(n_static * r'); static tokens stand at (a, i); DP ties keep the earlier
+  option; DP and r' use plain similarity, the per-window static test uses sim + mu_t * s.
+"""
+from __future__ import annotations
+
+import itertools
+import math
+from fractions import Fraction
+
+import torch
+
+VISIONZIP_TABLE_196 = {"0.1": 20, "0.15": 30, "0.2": 40, "0.25": 50}
+
+
+# ---------------------------------------------------------------------------------------------- basics
+def frac(x) -> Fraction:
+    return Fraction(str(x))
+
+
+def dot(u, v):
+    return sum(a * b for a, b in zip(u, v))
+
+
+def norm(u):
+    return math.sqrt(sum(a * a for a in u))
+
+
+def cos(u, v):
+    nu, nv = norm(u), norm(v)
+    if nu == 0 or nv == 0:
+        return 0.0
+    return dot(u, v) / (nu * nv)
+
+
+def dist(u, v):
+    return math.sqrt(sum((a - b) ** 2 for a, b in zip(u, v))) / math.sqrt(len(u))
+
+
+def vmean(vectors):
+    m = len(vectors)
+    return [sum(v[j] for v in vectors) / m for j in range(len(vectors[0]))]
+
+
+def vadd(u, v, wu=1.0, wv=1.0):
+    return [wu * a + wv * b for a, b in zip(u, v)]
+
+
+def top_k(values, k):
+    """Indices of the k largest values; ties -> lower index. Returned in rank order."""
+    return sorted(range(len(values)), key=lambda i: (-values[i], i))[: max(0, k)]
+
+
+def argmax_first(values):
+    best = 0
+    for j in range(1, len(values)):
+        if values[j] > values[best]:
+            best = j
+    return best
+
+
+def argmin_first(values):
+    best = 0
+    for j in range(1, len(values)):
+        if values[j] < values[best]:
+            best = j
+    return best
+
+
+# ---------------------------------------------------------------------------------------------- SToP
+def sink_ref(attn, gamma=1.1):
+    """s_i = minmax_i( (mean_t A[t, i]) ** gamma ), 0 everywhere when max == min."""
+    A = attn.double().tolist()
+    T, n = len(A), len(A[0])
+    means = [sum(A[t][i] for t in range(T)) / T for i in range(n)]
+    powered = [max(m, 0.0) ** gamma for m in means]
+    lo, hi = min(powered), max(powered)
+    if hi == lo:
+        return [0.0] * n
+    return [(p - lo) / (hi - lo) for p in powered]
+
+
+def importance_ref(attn, mu_s, gamma):
+    A = attn.double().tolist()
+    s = sink_ref(attn, gamma) if mu_s else [0.0] * len(A[0])
+    return [[A[t][i] - mu_s * s[i] for i in range(len(A[0]))] for t in range(len(A))]
+
+
+def density_peak_ref(points, k):
+    """rho * delta for each point (see module docstring for tie rules)."""
+    m = len(points)
+    k = max(1, min(k, m))
+    d = [[dist(points[i], points[j]) for j in range(m)] for i in range(m)]
+    biggest = max(max(row) for row in d)
+    rho = []
+    for i in range(m):
+        nearest = sorted(d[i])[:k]
+        rho.append(math.exp(-sum(x * x for x in nearest) / k))
+    score = []
+    for i in range(m):
+        denser = [j for j in range(m) if rho[j] > rho[i] or (rho[j] == rho[i] and j < i)]
+        delta = min(d[i][j] for j in denser) if denser else biggest
+        score.append(rho[i] * delta)
+    return score, d
+
+
+# ---------------------------------------------------------------------------------------------- VisionZip
+def visionzip_budget_ref(ratio, n):
+    if n == 196 and str(ratio) in VISIONZIP_TABLE_196:
+        S = VISIONZIP_TABLE_196[str(ratio)]
+    else:
+        S = math.floor(frac(ratio) * n)
+    K_d = (S * 54) // 64
+    return S, K_d, S - K_d
+
+
+def visionzip_ref(X, A, K, ratio, mu_s=0.0, gamma=1.1, budget=None):
+    T, n, D = X.shape
+    S, K_d, K_c = budget if budget is not None else visionzip_budget_ref(ratio, n)
+    Xl, Kl = X.double().tolist(), K.double().tolist()
+    imp = importance_ref(A, mu_s, gamma)
+    tokens, index = [], []
+    for t in range(T):
+        dominant = sorted(top_k(imp[t], K_d))
+        remaining = [i for i in range(n) if i not in dominant]
+        M = len(remaining)
+        for i in dominant:
+            tokens.append(Xl[t][i])
+            index.append(t * n + i)
+        if K_c == 0:
+            continue
+        stride = max(1, M // K_c)
+        target_slots = [j * stride for j in range(K_c)]
+        targets = [remaining[j] for j in target_slots]
+        members = [remaining[j] for j in range(M) if j not in target_slots]
+        clusters = {c: [] for c in range(K_c)}
+        for i in members:
+            sims = [cos(Kl[t][i], Kl[t][tg]) for tg in targets]
+            clusters[argmax_first(sims)].append(i)
+        for c, tg in enumerate(targets):
+            tok = list(Xl[t][tg])
+            if clusters[c]:
+                tok = vadd(tok, vmean([Xl[t][i] for i in clusters[c]]))
+            tokens.append(tok)
+            index.append(t * n + tg)
+    return tokens, index
+
+
+# ---------------------------------------------------------------------------------------------- FastVID
+def dyseg_ref(g, c, tau):
+    """g: list of T global vectors -> list of (start, end) inclusive segments."""
+    T = len(g)
+    sig = [cos(g[t], g[t + 1]) for t in range(T - 1)]
+    lowest = sorted(range(T - 1), key=lambda t: (sig[t], t))[: max(0, c - 1)]
+    cuts = sorted(set(lowest) | {t for t in range(T - 1) if sig[t] < tau})
+    segs, start = [], 0
+    for cut in cuts:
+        segs.append((start, cut))
+        start = cut + 1
+    segs.append((start, T - 1))
+    return segs
+
+
+def fastvid_budget_ref(ratio, n, d=0.4):
+    R = max(1, math.floor(frac(ratio) * n))
+    R_c = math.floor(R * frac(d))
+    return R, R - R_c, R_c
+
+
+def anchor_frames_ref(L, p):
+    return [j for j in range(L) if (L - 1 - j) % p == 0]
+
+
+def fastvid_ref(X, A, ratio, mu_s=0.0, gamma=1.1, frame_features=None, c=8, tau_seg=0.9, d=0.4, p=4,
+                beta=0.6, k=4):
+    T, n, D = X.shape
+    Xl = X.double().tolist()
+    if frame_features is not None:
+        g = frame_features.double().tolist()
+    else:
+        g = [vmean(Xl[t]) for t in range(T)]
+    segs = dyseg_ref(g, c, tau_seg)
+    R, R_s, R_c = fastvid_budget_ref(ratio, n, d)
+    imp = importance_ref(A, mu_s, gamma)
+    salient = [sorted(top_k(imp[t], R_s)) for t in range(T)]
+    nonsal = [[i for i in range(n) if i not in salient[t]] for t in range(T)]
+    m = n - R_s
+    out = {}
+    for t in range(T):
+        for i in salient[t]:
+            out[t * n + i] = Xl[t][i]
+    anchors_info = []
+    if R_c > 0 and m > 0:
+        for start, end in segs:
+            L = end - start + 1
+            frames = [start + j for j in anchor_frames_ref(L, p)]
+            count = min(m, (R_c * L) // math.ceil(L / p))
+            anchors = []  # (t, i), frames ascending, raster within a frame
+            for t in frames:
+                pts = [Xl[t][i] for i in nonsal[t]]
+                score, _ = density_peak_ref(pts, k)
+                chosen = sorted(top_k(score, count))
+                anchors += [(t, nonsal[t][j]) for j in chosen]
+            anchors_info.append({"segment": (start, end), "frames": frames, "count": count,
+                                 "anchors": [t * n + i for t, i in anchors]})
+            groups = {a: [] for a in range(len(anchors))}
+            for t in range(start, end + 1):
+                for i in nonsal[t]:
+                    sims = [cos(Xl[t][i], Xl[at][ai]) for at, ai in anchors]
+                    groups[argmax_first(sims)].append(Xl[t][i])
+            for a, (at, ai) in enumerate(anchors):
+                anchor = Xl[at][ai]
+                mem = groups[a]
+                if mem:
+                    w = max(1.0 / (len(mem) + 1), beta)
+                    anchor = vadd(anchor, vmean(mem), w, 1 - w)
+                out[at * n + ai] = anchor
+    index = sorted(out)
+    return [out[j] for j in index], index, {"segments": [e - s + 1 for s, e in segs], "anchors": anchors_info,
+                                            "salient": salient}
+
+
+# ---------------------------------------------------------------------------------------------- HoliTom
+def same_position_similarity(X):
+    T, n, _ = X.shape
+    Xl = X.double().tolist()
+    return [[cos(Xl[t][i], Xl[t + 1][i]) for i in range(n)] for t in range(T - 1)]
+
+
+def savings_ref(static):
+    """static[t][i] (T-1 x n bools) -> function P(a, b)."""
+    n = len(static[0]) if static else 0
+
+    def P(a, b):
+        if b <= a:
+            return 0
+        count = sum(1 for i in range(n) if all(static[t][i] for t in range(a, b)))
+        return count * (b - a)
+
+    return P
+
+
+def dp_ref(T, P, W=1024):
+    """The spec's recurrence, ties -> the earlier option. Returns (windows, R_tot)."""
+    dp = {-1: 0}
+    choice = {}
+    for i in range(T):
+        dp[i], choice[i] = dp[i - 1], 1
+        for w in range(2, min(i + 1, W) + 1):
+            v = dp[i - w] + P(i - w + 1, i)
+            if v > dp[i]:
+                dp[i], choice[i] = v, w
+    windows, end = [], T - 1
+    while end >= 0:
+        w = choice[end]
+        windows.append((end - w + 1, end))
+        end -= w
+    return windows[::-1], dp[T - 1]
+
+
+def all_partitions(T):
+    """Every partition of 0..T-1 into contiguous windows (2^(T-1) of them)."""
+    for cuts in itertools.product([False, True], repeat=T - 1):
+        windows, start = [], 0
+        for t, cut in enumerate(cuts):
+            if cut:
+                windows.append((start, t))
+                start = t + 1
+        windows.append((start, T - 1))
+        yield windows
+
+
+def brute_force_windows(T, P, W=1024):
+    best = None
+    for windows in all_partitions(T):
+        if any(b - a + 1 > W for a, b in windows):
+            continue
+        value = sum(P(a, b) for a, b in windows)
+        if best is None or value > best:
+            best = value
+    return best
+
+
+def cluster_static_ref(merged, C, k=7, beta=0.6):
+    """Density-peak centres among merged static tokens -> list of (row, token), rows ascending."""
+    m = len(merged)
+    if C <= 0:
+        return []
+    if C >= m:
+        return [(j, merged[j]) for j in range(m)]
+    score, d = density_peak_ref(merged, min(k, C))
+    centres = sorted(top_k(score, C))
+    groups = {c: [] for c in centres}
+    for j in range(m):
+        if j in centres:
+            continue
+        groups[centres[argmin_first([d[j][c] for c in centres])]].append(merged[j])
+    out = []
+    for c in centres:
+        tok = merged[c]
+        if groups[c]:
+            tok = vadd(tok, vmean(groups[c]), beta, 1 - beta)
+        out.append((c, tok))
+    return out
+
+
+def holitom_ref(X, A, ratio, mu_s=0.0, mu_t=0.0, gamma=1.1, tau=0.8, beta=0.6, k=7, W=1024):
+    T, n, D = X.shape
+    N = T * n
+    Xl = X.double().tolist()
+    sim = same_position_similarity(X)
+    plain = [[sim[t][i] > tau for i in range(n)] for t in range(T - 1)]
+    windows, R_tot = dp_ref(T, savings_ref(plain), W)
+    r_prime = min(frac(ratio) * N / (N - R_tot), Fraction(1))
+    s = sink_ref(A, gamma) if (mu_s or mu_t) else [0.0] * n
+    sttp = [[sim[t][i] + mu_t * s[i] > tau for i in range(n)] for t in range(T - 1)]
+    imp = importance_ref(A, mu_s, gamma)
+    tokens, index, per_window = [], [], []
+    for a, b in windows:
+        if b > a:
+            static = [i for i in range(n) if all(sttp[t][i] for t in range(a, b))]
+        else:
+            static = []
+        dynamic = [i for i in range(n) if i not in static]
+        C = math.floor(len(static) * r_prime + Fraction(1, 2))
+        merged = [vmean([Xl[t][i] for t in range(a, b + 1)]) for i in static]
+        for row, tok in cluster_static_ref(merged, C, k, beta):
+            tokens.append(tok)
+            index.append(a * n + static[row])
+        keep = math.ceil(len(dynamic) * r_prime)
+        for t in range(a, b + 1):
+            chosen = sorted(dynamic[j] for j in top_k([imp[t][i] for i in dynamic], keep))
+            for i in chosen:
+                tokens.append(Xl[t][i])
+                index.append(t * n + i)
+        per_window.append({"window": (a, b), "static": static, "C": C, "keep_per_frame": keep})
+    return tokens, index, {"windows": windows, "saved": R_tot, "r_prime": r_prime, "per_window": per_window,
+                           "static_positions": sum(len(w["static"]) for w in per_window)}
+
+
+# ---------------------------------------------------------------------------------------------- helpers
+def as_tensor(tokens, D):
+    if not tokens:
+        return torch.zeros(0, D, dtype=torch.float64)
+    return torch.tensor(tokens, dtype=torch.float64)
+
+
+def assert_matches(out, ref_tokens, ref_index, atol=1e-6, rtol=1e-6):
+    """Index exactly equal, tokens allclose (float32 under test vs float64 reference)."""
+    got_index = out.index.tolist()
+    assert got_index == list(ref_index), f"index differs:\n got {got_index}\nwant {list(ref_index)}"
+    D = out.tokens.shape[1]
+    want = as_tensor(ref_tokens, D)
+    got = out.tokens.double()
+    assert got.shape == want.shape
+    assert torch.allclose(got, want, atol=atol, rtol=rtol), f"max |diff| = {(got - want).abs().max().item()}"
+
+
+def random_inputs(T, n, D=8, dk=6, seed=0, static_frac=0.0, noise=0.05):
+    """Random (X, A, K); a ``static_frac`` share of positions barely changes over time (cos ~ 1)."""
+    g = torch.Generator().manual_seed(seed)
+    X = torch.randn(T, n, D, generator=g)
+    n_static = int(round(static_frac * n))
+    if n_static:
+        base = torch.randn(1, n_static, D, generator=g) * 2
+        X[:, :n_static] = base + noise * torch.randn(T, n_static, D, generator=g)
+    A = torch.rand(T, n, generator=g)
+    A = A / A.sum(dim=1, keepdim=True)
+    K = torch.randn(T, n, dk, generator=g)
+    return X, A, K
+
+
+def sign_flip_video(pattern, D=4, seed=0):
+    """Features whose same-position similarity is exactly +1 (pattern[t][i] True) or -1 (False)."""
+    T1, n = len(pattern), len(pattern[0])
+    g = torch.Generator().manual_seed(seed)
+    X = torch.empty(T1 + 1, n, D)
+    X[0] = torch.randn(n, D, generator=g)
+    for t in range(T1):
+        for i in range(n):
+            X[t + 1, i] = X[t, i] if pattern[t][i] else -X[t, i]
+    return X
