@@ -1,0 +1,84 @@
+"""Backbones by name: the one place that maps a config string (or a checkpoint directory) to an adapter.
+
+    load_backbone("qwen25vl")                          # Qwen/Qwen2.5-VL-7B-Instruct (HF cache or hub)
+    load_backbone("qwen25vl", path="/ckpt/qwen")       # the same adapter on a local checkpoint
+    load_backbone("/ckpt/some-llava-ov")               # architecture read from its config.json
+    load_backbone("tiny_llava_ov")                     # random-weight twin, built offline on first use
+"""
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from .base import Backbone
+from .errors import UnknownBackboneError, UnsupportedCheckpointError
+from .llava_ov import LlavaOVBackbone
+from .qwen25vl import Qwen25VLBackbone
+from .tiny import tiny_checkpoint
+
+ADAPTERS: dict[str, type[Backbone]] = {cls.model_type: cls for cls in (Qwen25VLBackbone, LlavaOVBackbone)}
+
+
+@dataclass(frozen=True)
+class BackboneSpec:
+    adapter: type[Backbone]
+    checkpoint: str | None  # hub id of the real model; None for a tiny twin (built locally)
+
+
+BACKBONES: dict[str, BackboneSpec] = {
+    "qwen25vl": BackboneSpec(Qwen25VLBackbone, "Qwen/Qwen2.5-VL-7B-Instruct"),
+    "llava_ov": BackboneSpec(LlavaOVBackbone, "llava-hf/llava-onevision-qwen2-7b-ov-hf"),
+    "tiny_qwen25vl": BackboneSpec(Qwen25VLBackbone, None),
+    "tiny_llava_ov": BackboneSpec(LlavaOVBackbone, None),
+}
+
+
+def load_backbone(name: str, dtype: Any = None, device: Any = None, attn_implementation: str | None = None,
+                  path: str | Path | None = None, seed: int = 0) -> Backbone:
+    """Load a backbone adapter: a registered name, a hub id of a registered model, or a checkpoint dir.
+
+    ``path`` overrides where a registered name loads from (e.g. a local copy of the 7B checkpoint).
+    ``dtype`` / ``device`` default to bfloat16 on cuda, float32 on cpu; ``attn_implementation`` to sdpa.
+    ``seed`` only matters for the tiny twins (their random weights).
+    """
+    name = str(name)
+    kwargs = {"dtype": dtype, "device": device, "attn_implementation": attn_implementation or "sdpa"}
+    by_hub_id = {spec.checkpoint: key for key, spec in BACKBONES.items() if spec.checkpoint}
+    if name in BACKBONES or name in by_hub_id:
+        key = by_hub_id.get(name, name)
+        spec = BACKBONES[key]
+        if path is not None:
+            adapter = adapter_for(path)
+            if adapter is not spec.adapter:
+                raise UnsupportedCheckpointError(
+                    f"path={path} holds a {adapter.model_type} checkpoint but backbone={key} needs "
+                    f"{spec.adapter.model_type}; pick the matching backbone ({adapter.family}) or path")
+            source = str(path)
+        else:
+            source = spec.checkpoint or str(tiny_checkpoint(key, seed))
+        return spec.adapter.from_pretrained(source, name=key, **kwargs)
+    if path is not None:
+        raise UnknownBackboneError(f"backbone={name!r} is unknown; allowed with path=: {', '.join(BACKBONES)}")
+    if Path(name).is_dir():
+        adapter = adapter_for(name)
+        return adapter.from_pretrained(name, name=adapter.family, **kwargs)
+    raise UnknownBackboneError(f"backbone={name!r} is unknown; allowed: {', '.join(BACKBONES)}, "
+                               "or a local checkpoint directory with a config.json")
+
+
+def adapter_for(path: str | Path) -> type[Backbone]:
+    """The adapter class for a checkpoint directory, from the ``model_type`` in its config.json."""
+    config_file = Path(path) / "config.json"
+    if not config_file.is_file():
+        raise UnsupportedCheckpointError(f"checkpoint directory {path} has no config.json; point path= at a "
+                                         "Hugging Face checkpoint directory")
+    try:
+        model_type = json.loads(config_file.read_text(encoding="utf-8")).get("model_type")
+    except (OSError, ValueError) as err:
+        raise UnsupportedCheckpointError(f"cannot read {config_file}: {err}") from None
+    if model_type not in ADAPTERS:
+        raise UnsupportedCheckpointError(f"checkpoint {path} has model_type={model_type!r}; supported: "
+                                         f"{', '.join(ADAPTERS)} (Qwen2.5-VL, LLaVA-OneVision)")
+    return ADAPTERS[model_type]

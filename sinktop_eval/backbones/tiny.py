@@ -1,0 +1,244 @@
+"""Tiny random-weight twins of the two 7B checkpoints, built offline and saved like real checkpoints.
+
+A twin is the same transformers class with a miniature config that keeps the real structure (Qwen:
+window attention + full-attention blocks, 2x2 spatial merge, temporal patches of 2 frames, M-RoPE;
+LLaVA-OV: a SigLIP tower read at ``vision_feature_layer``, projector, bilinear 2x2 pooling, one
+image_newline per video). It is written to a directory with ``save_pretrained`` and loaded back through
+the very same ``from_pretrained`` path as the 7B models, so tests exercise the real loading code.
+Deterministic from a seed; built in about a second; no network.
+
+Cache: ``$SINKTOP_CACHE/tiny/<name>-v<BUILDER_VERSION>-seed<seed>/`` (default ``~/.cache/sinktop_eval``).
+Bump ``BUILDER_VERSION`` whenever a builder changes, so stale twins are never reused.
+"""
+from __future__ import annotations
+
+import os
+import shutil
+import tempfile
+from collections.abc import Callable
+from pathlib import Path
+
+import torch
+
+BUILDER_VERSION = 1
+
+# The chat layouts of the real checkpoints (system prompt, role markers, where the video goes).
+QWEN_CHAT_TEMPLATE = (
+    "{%- for message in messages -%}"
+    "{%- if loop.first and message['role'] != 'system' -%}"
+    "{{ '<|im_start|>system\\nYou are a helpful assistant.<|im_end|>\\n' }}"
+    "{%- endif -%}"
+    "{{ '<|im_start|>' + message['role'] + '\\n' }}"
+    "{%- if message['content'] is string -%}{{ message['content'] }}{%- else -%}"
+    "{%- for item in message['content'] -%}"
+    "{%- if item['type'] == 'video' -%}{{ '<|vision_start|><|video_pad|><|vision_end|>' }}"
+    "{%- elif item['type'] == 'image' -%}{{ '<|vision_start|><|image_pad|><|vision_end|>' }}"
+    "{%- elif item['type'] == 'text' -%}{{ item['text'] }}{%- endif -%}"
+    "{%- endfor -%}{%- endif -%}"
+    "{{ '<|im_end|>\\n' }}"
+    "{%- endfor -%}"
+    "{%- if add_generation_prompt -%}{{ '<|im_start|>assistant\\n' }}{%- endif -%}"
+)
+LLAVA_CHAT_TEMPLATE = (
+    "{%- for message in messages -%}"
+    "{{ '<|im_start|>' + message['role'] + '\\n' }}"
+    "{%- if message['content'] is string -%}{{ message['content'] }}{%- else -%}"
+    "{%- for item in message['content'] if item['type'] == 'image' -%}{{ '<image>\\n' }}{%- endfor -%}"
+    "{%- for item in message['content'] if item['type'] == 'video' -%}{{ '<video>\\n' }}{%- endfor -%}"
+    "{%- for item in message['content'] if item['type'] == 'text' -%}{{ item['text'] }}{%- endfor -%}"
+    "{%- endif -%}"
+    "{{ '<|im_end|>\\n' }}"
+    "{%- endfor -%}"
+    "{%- if add_generation_prompt -%}{{ '<|im_start|>assistant\\n' }}{%- endif -%}"
+)
+QWEN_SPECIALS = ("<|endoftext|>", "<|im_start|>", "<|im_end|>", "<|vision_start|>", "<|vision_end|>",
+                 "<|image_pad|>", "<|video_pad|>")
+LLAVA_SPECIALS = ("<|endoftext|>", "<|im_start|>", "<|im_end|>", "<image>", "<video>")
+VOCAB_SIZE = 320  # 256 byte symbols + special tokens, padded like real vocabularies
+
+
+def cache_root() -> Path:
+    """Where twins live: ``$SINKTOP_CACHE/tiny`` or ``~/.cache/sinktop_eval/tiny``."""
+    base = os.environ.get("SINKTOP_CACHE") or os.path.join(os.path.expanduser("~"), ".cache", "sinktop_eval")
+    return Path(base) / "tiny"
+
+
+def tiny_checkpoint(name: str, seed: int = 0) -> Path:
+    """Directory of the twin ``name`` (built on first use; later calls reuse it)."""
+    if name not in BUILDERS:
+        raise KeyError(name)
+    target = cache_root() / f"{name}-v{BUILDER_VERSION}-seed{seed}"
+    if (target / "config.json").is_file() and (target / ".complete").is_file():
+        return target
+    target.parent.mkdir(parents=True, exist_ok=True)
+    staging = Path(tempfile.mkdtemp(prefix=f".{target.name}-", dir=target.parent))
+    try:
+        BUILDERS[name](staging, seed)
+        (staging / ".complete").write_text(f"builder v{BUILDER_VERSION} seed {seed}\n")
+        staging.chmod(0o755)  # mkdtemp makes it private; a shared cache should stay readable
+        try:
+            staging.rename(target)  # atomic: a concurrent builder either wins or finds ours
+        except OSError:
+            if not (target / ".complete").is_file():
+                shutil.rmtree(target, ignore_errors=True)
+                staging.rename(target)
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
+    return target
+
+
+# -- tokenizer ---------------------------------------------------------------------------------------
+def _byte_symbols() -> list[str]:
+    """The 256 printable stand-ins byte-level BPE uses for bytes 0..255, in byte order."""
+    printable = set(range(ord("!"), ord("~") + 1)) | set(range(ord("¡"), ord("¬") + 1)) | set(range(ord("®"), ord("ÿ") + 1))
+    symbols, extra = {}, 0
+    for byte in range(256):
+        if byte in printable:
+            symbols[byte] = chr(byte)
+        else:
+            symbols[byte] = chr(256 + extra)
+            extra += 1
+    return [symbols[b] for b in range(256)]
+
+
+def byte_level_tokenizer(specials: tuple[str, ...], chat_template: str):
+    """A Qwen2 byte-level tokenizer with no merges: every byte is a token, plus the special tokens."""
+    from transformers import Qwen2Tokenizer
+
+    vocab = {symbol: i for i, symbol in enumerate(_byte_symbols())}
+    for token in specials:
+        vocab[token] = len(vocab)
+    tokenizer = Qwen2Tokenizer(vocab=vocab, merges=[], unk_token=None, eos_token="<|im_end|>",
+                               pad_token="<|endoftext|>", additional_special_tokens=list(specials[1:]))
+    tokenizer.chat_template = chat_template
+    assert len(tokenizer) <= VOCAB_SIZE
+    return tokenizer
+
+
+def _ids(tokenizer, *tokens: str) -> list[int]:
+    return [tokenizer.convert_tokens_to_ids(t) for t in tokens]
+
+
+# -- Qwen2.5-VL twin ---------------------------------------------------------------------------------
+def build_tiny_qwen25vl(directory: Path, seed: int = 0) -> None:
+    """Qwen2_5_VLForConditionalGeneration in miniature.
+
+    Vision: 4 blocks of width 64 (4 heads), window attention in blocks 0 and 2, full attention in
+    blocks 1 and 3 (the last block is full, as in the 7B's 7/15/23/31), 14 px patches, 2x2 merge,
+    temporal patch 2, 56 px windows (2x2 merge units). Frames are resized to 224x224 -> an 8x8 token
+    grid per temporal slice. Text: 2 decoder layers of width 64, GQA 4/2 heads, M-RoPE sections [2, 3, 3].
+    """
+    from transformers import (
+        GenerationConfig,
+        Qwen2_5_VLConfig,
+        Qwen2_5_VLForConditionalGeneration,
+        Qwen2_5_VLProcessor,
+        Qwen2VLImageProcessor,
+        Qwen2VLVideoProcessor,
+    )
+
+    tokenizer = byte_level_tokenizer(QWEN_SPECIALS, QWEN_CHAT_TEMPLATE)
+    eos, _, im_end, vstart, vend, image, video = _ids(tokenizer, *QWEN_SPECIALS)
+    config = Qwen2_5_VLConfig(
+        vision_config={
+            "depth": 4, "hidden_size": 64, "intermediate_size": 96, "num_heads": 4, "out_hidden_size": 64,
+            "patch_size": 14, "spatial_merge_size": 2, "temporal_patch_size": 2, "window_size": 56,
+            "fullatt_block_indexes": [1, 3], "tokens_per_second": 2, "hidden_act": "silu",
+        },
+        text_config={
+            "vocab_size": VOCAB_SIZE, "hidden_size": 64, "intermediate_size": 128, "num_hidden_layers": 2,
+            "num_attention_heads": 4, "num_key_value_heads": 2, "max_position_embeddings": 4096,
+            "rope_parameters": {"rope_type": "default", "rope_theta": 1000000.0, "mrope_section": [2, 3, 3]},
+            "bos_token_id": eos, "eos_token_id": im_end, "pad_token_id": eos,
+        },
+        image_token_id=image, video_token_id=video, vision_start_token_id=vstart, vision_end_token_id=vend,
+    )
+    _save_model(directory, seed, Qwen2_5_VLForConditionalGeneration, config,
+                GenerationConfig(bos_token_id=eos, eos_token_id=[im_end, eos], pad_token_id=eos, do_sample=False))
+    pixels = 224 * 224
+    common = {"patch_size": 14, "temporal_patch_size": 2, "merge_size": 2}
+    processor = Qwen2_5_VLProcessor(
+        image_processor=Qwen2VLImageProcessor(size={"shortest_edge": pixels, "longest_edge": pixels}, **common),
+        video_processor=Qwen2VLVideoProcessor(size={"shortest_edge": pixels, "longest_edge": pixels}, **common),
+        tokenizer=tokenizer, chat_template=QWEN_CHAT_TEMPLATE,
+    )
+    processor.save_pretrained(directory)
+
+
+# -- LLaVA-OneVision twin ----------------------------------------------------------------------------
+def build_tiny_llava_ov(directory: Path, seed: int = 0) -> None:
+    """LlavaOnevisionForConditionalGeneration in miniature.
+
+    SigLIP: 4 layers of width 64 (4 heads), 104 px input, 8 px patches -> 13x13 patches (odd, like the
+    7B's 27x27), read at vision_feature_layer -2; projector to width 64; bilinear pooling 13x13 -> 7x7 =
+    49 tokens per frame; one image_newline per video. Normalisation 0.5/0.5 like the checkpoint.
+    Text: Qwen2 with 2 layers of width 64, GQA 4/2 heads.
+    """
+    from transformers import (
+        GenerationConfig,
+        LlavaOnevisionConfig,
+        LlavaOnevisionForConditionalGeneration,
+        LlavaOnevisionImageProcessor,
+        LlavaOnevisionProcessor,
+        LlavaOnevisionVideoProcessor,
+    )
+
+    tokenizer = byte_level_tokenizer(LLAVA_SPECIALS, LLAVA_CHAT_TEMPLATE)
+    eos, _, im_end, image, video = _ids(tokenizer, *LLAVA_SPECIALS)
+    side, patch = 104, 8
+    config = LlavaOnevisionConfig(
+        vision_config={
+            "model_type": "siglip_vision_model", "hidden_size": 64, "intermediate_size": 128,
+            "num_hidden_layers": 4, "num_attention_heads": 4, "image_size": side, "patch_size": patch,
+            "vision_use_head": False,
+        },
+        text_config={
+            "model_type": "qwen2", "vocab_size": VOCAB_SIZE, "hidden_size": 64, "intermediate_size": 128,
+            "num_hidden_layers": 2, "num_attention_heads": 4, "num_key_value_heads": 2,
+            "max_position_embeddings": 4096, "rope_parameters": {"rope_type": "default", "rope_theta": 1000000.0},
+            "bos_token_id": eos, "eos_token_id": im_end, "pad_token_id": eos,
+        },
+        image_token_index=image, video_token_index=video, vision_feature_layer=-2,
+        vision_feature_select_strategy="full", image_grid_pinpoints=[[side, side], [side, 2 * side], [2 * side, side]],
+    )
+    _save_model(directory, seed, LlavaOnevisionForConditionalGeneration, config,
+                GenerationConfig(bos_token_id=eos, eos_token_id=[im_end, eos], pad_token_id=eos, do_sample=False))
+    norm = {"image_mean": [0.5, 0.5, 0.5], "image_std": [0.5, 0.5, 0.5]}
+    processor = LlavaOnevisionProcessor(
+        image_processor=LlavaOnevisionImageProcessor(size={"height": side, "width": side},
+                                                     image_grid_pinpoints=config.image_grid_pinpoints, **norm),
+        video_processor=LlavaOnevisionVideoProcessor(size={"height": side, "width": side}, **norm),
+        tokenizer=tokenizer, num_image_tokens=(side // patch) ** 2, vision_feature_select_strategy="full",
+        chat_template=LLAVA_CHAT_TEMPLATE,
+    )
+    processor.save_pretrained(directory)
+
+
+def _save_model(directory: Path, seed: int, model_class, config, generation_config) -> None:
+    """Random weights from ``seed``, saved as safetensors.
+
+    Matrices get N(0, 1/fan_in) (embeddings N(0, 1)) instead of HF's N(0, 0.02): unit-scale activations
+    make the twin's attention maps and logits non-flat, so rankings, sink scores and greedy decoding
+    are not decided by ties.
+    """
+    state = torch.random.get_rng_state()
+    try:
+        torch.manual_seed(seed)
+        model = model_class(config).eval()
+        with torch.no_grad():
+            for module in model.modules():
+                weight = getattr(module, "weight", None)
+                if isinstance(module, torch.nn.Embedding):
+                    weight.normal_(0.0, 1.0)
+                elif isinstance(weight, torch.nn.Parameter) and weight.dim() >= 2:
+                    weight.normal_(0.0, weight[0].numel() ** -0.5)
+    finally:
+        torch.random.set_rng_state(state)
+    model.generation_config = generation_config
+    model.save_pretrained(directory)
+
+
+BUILDERS: dict[str, Callable[[Path, int], None]] = {
+    "tiny_qwen25vl": build_tiny_qwen25vl,
+    "tiny_llava_ov": build_tiny_llava_ov,
+}

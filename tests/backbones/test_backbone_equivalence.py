@@ -1,0 +1,126 @@
+"""Splicing is exact: dense splice == the unpatched HF model; pruned splice == an independent masked reference.
+
+The reference never goes through ``splice``: it is the plain HF forward on the UNPRUNED sequence (the
+model runs its own vision tower), with the dropped visual tokens masked out as keys and every kept
+token at the position the pruned sequence gives it — for Qwen2.5-VL the original M-RoPE ids from
+transformers' own ``get_rope_index``; for LLaVA-OV the contiguous renumbering (cumsum of the mask).
+"""
+from __future__ import annotations
+
+import pytest
+import torch
+from transformers.modeling_outputs import BaseModelOutputWithPooling
+
+from sinktop_eval.pruning import build_pruner
+
+TWINS = ("tiny_qwen25vl", "tiny_llava_ov")
+
+
+def _logits(model, **inputs):
+    with torch.no_grad():
+        return model(**inputs).logits[0]  # (L, V)
+
+
+@pytest.mark.parametrize("name", TWINS)
+@pytest.mark.parametrize("video", ["clip", "wide_clip"])
+def test_dense_splice_reproduces_unpatched_logits_exactly(name, video, twins, request):
+    backbone = twins[name]
+    prepared = backbone.prepare(request.getfixturevalue(video), "Is there a red square?", frames=16)
+    vision = backbone.encode(prepared)
+    dense = build_pruner("dense", 1.0)(vision.features, vision.attn, keys=vision.keys, grid=vision.grid)
+    spliced = backbone.splice(prepared, vision, dense)
+    assert spliced["input_ids"].shape == prepared.inputs["input_ids"].shape
+    reference = _logits(backbone.model, **prepared.inputs)  # plain HF forward, its own vision pass
+    assert torch.equal(_logits(backbone.model, **spliced), reference)
+
+
+@pytest.mark.parametrize("name", TWINS)
+def test_dense_generation_matches_unpatched_generate(name, twins, clip):
+    backbone = twins[name]
+    out = backbone.generate(clip, "Is there a red square?", pruner=None, frames=16, max_new_tokens=6)
+    prepared = backbone.prepare(clip, "Is there a red square?", frames=16)
+    with torch.no_grad():
+        plain = backbone.model.generate(**prepared.inputs, generation_config=backbone._greedy(6))
+    assert out.token_ids == plain[0, prepared.inputs["input_ids"].shape[1]:].tolist()
+    assert out.stats["kept_visual_tokens"] == out.stats["dense_visual_tokens"]
+
+
+def _reference_logits(backbone, prepared, vision, pruned):
+    """Unpruned sequence, dropped visual tokens masked as keys, kept ones at their pruned-sequence positions."""
+    inputs = prepared.inputs
+    input_ids = inputs["input_ids"]
+    L = input_ids.shape[1]
+    video = torch.nonzero(input_ids[0] == backbone.model.config.video_token_id).flatten()
+    start = int(video[0])
+    visual = vision.num_tokens
+    kept_visual = torch.zeros(visual, dtype=torch.bool)
+    kept_visual[pruned.index] = True
+    mask = torch.ones(1, L, dtype=inputs["attention_mask"].dtype)
+    mask[0, start:start + visual] = kept_visual.to(mask.dtype)
+
+    kwargs = {"input_ids": input_ids, "attention_mask": mask}
+    merged = not torch.equal(pruned.tokens, vision.features.reshape(visual, -1)[pruned.index])
+    if merged:  # substitute the pruner's merged features at the positions they stand for
+        features = vision.features.reshape(visual, -1).clone()
+        features[pruned.index] = pruned.tokens
+    if backbone.family == "qwen25vl":
+        mrope, _ = backbone.model.model.get_rope_index(
+            input_ids, mm_token_type_ids=inputs["mm_token_type_ids"], video_grid_thw=inputs["video_grid_thw"],
+            second_per_grid_ts=inputs["second_per_grid_ts"])  # (3, 1, L), original positions
+        kwargs["position_ids"] = torch.cat([torch.arange(L).view(1, 1, L), mrope])
+        kwargs["mm_token_type_ids"] = inputs["mm_token_type_ids"]
+        if merged:
+            kwargs["mm_encoder_outputs"] = {"video": BaseModelOutputWithPooling(pooler_output=(features,))}
+        else:
+            kwargs.update(pixel_values_videos=inputs["pixel_values_videos"], video_grid_thw=inputs["video_grid_thw"])
+    else:
+        kwargs["position_ids"] = (mask.long().cumsum(-1) - 1).clamp(min=0)  # contiguous over kept tokens
+        if merged:
+            video_tokens = torch.cat([features, vision.extra["newline"][None]])[None]
+            kwargs["mm_encoder_outputs"] = {"video": BaseModelOutputWithPooling(pooler_output=video_tokens)}
+        else:
+            kwargs["pixel_values_videos"] = inputs["pixel_values_videos"]
+    logits = _logits(backbone.model, **kwargs)
+    return logits[mask[0].bool()]
+
+
+@pytest.mark.parametrize("name", TWINS)
+@pytest.mark.parametrize("pruner", ["random", "uniform", "fastvid"])
+def test_pruned_logits_equal_masked_reference(name, pruner, twins, encoded):
+    """r = 0.25: random / uniform keep original features; FastVID merges (and keeps index order)."""
+    backbone = twins[name]
+    prepared, vision = encoded[name]
+    pruned = build_pruner(pruner, 0.25, seed=1)(vision.features, vision.attn, keys=vision.keys, grid=vision.grid)
+    assert torch.all(pruned.index[1:] > pruned.index[:-1]), "the reference needs tokens in index order"
+    assert len(pruned) < vision.num_tokens // 2
+    spliced = backbone.splice(prepared, vision, pruned)
+    got = _logits(backbone.model, **spliced)
+    want = _reference_logits(backbone, prepared, vision, pruned)
+    assert got.shape == want.shape
+    torch.testing.assert_close(got, want, atol=1e-5, rtol=1e-5)
+
+
+@pytest.mark.parametrize("name", TWINS)
+def test_generation_is_plain_greedy_over_the_spliced_sequence(name, twins, encoded, clip, monkeypatch):
+    """Checkpoint sampling / penalty settings are ignored, and decoding continues every position row by +1:
+    generate() equals a hand-written argmax loop with a KV cache over the pruned sequence."""
+    backbone = twins[name]
+    config = backbone.model.generation_config
+    for field, value in {"do_sample": True, "temperature": 0.1, "top_k": 1, "top_p": 0.001,
+                         "repetition_penalty": 1.5, "no_repeat_ngram_size": 2}.items():
+        monkeypatch.setattr(config, field, value)  # like Qwen2.5-VL-7B-Instruct's generation_config
+    prepared, vision = encoded[name]
+    pruner = build_pruner("random", 0.25, seed=2)
+    out = backbone.generate(clip, prepared.prompt, pruner=pruner, frames=16, max_new_tokens=8)
+    spliced = backbone.splice(prepared, vision, pruner(vision.features, vision.attn, keys=vision.keys, grid=vision.grid))
+    positions, tokens = spliced["position_ids"], []
+    with torch.no_grad():
+        step = backbone.model(**spliced, use_cache=True)
+        while len(tokens) < 8:
+            tokens.append(int(step.logits[0, -1].argmax()))
+            if tokens[-1] in config.eos_token_id:
+                break
+            positions = positions[..., -1:] + 1
+            step = backbone.model(input_ids=torch.tensor([[tokens[-1]]]), position_ids=positions,
+                                  past_key_values=step.past_key_values, use_cache=True)
+    assert out.token_ids == tokens
