@@ -167,8 +167,8 @@ def _paper_values(paper: pd.DataFrame, spec: TableSpec, backbone: str, method: M
 def build_table(spec: TableSpec, results: pd.DataFrame, paper: pd.DataFrame, backbone: str, ratio: float) -> BuiltTable:
     ours = results[results["backbone"] == backbone]
     dense = _cell_values(ours, Method("dense", "off", ""), ratio, spec.columns)
-    header = ["Method"] + [c.label for c in spec.columns] + ["PDR (%)"]
-    header += [f"{c.label} paper" for c in spec.columns] + ["PDR paper"]
+    # each of our columns is followed by the paper's value for the same cell
+    header = ["Method"] + [h for c in spec.columns for h in (c.label, f"{c.label} paper")] + ["PDR (%)", "PDR paper"]
     rows, notes = [], []
     for method in spec.methods:
         values = _cell_values(ours, method, ratio, spec.columns)
@@ -184,7 +184,7 @@ def build_table(spec: TableSpec, results: pd.DataFrame, paper: pd.DataFrame, bac
                              f"{len(spec.columns)} columns (the others have no result for it or for dense)")
         paper_cells, paper_pdr = _paper_values(paper, spec, backbone, method, ratio)
         label = method.label if method.label != "+ SToP" else f"{method.pruner} + SToP"
-        rows.append([label] + ours_cells + [pdr_cell] + paper_cells + [paper_pdr])
+        rows.append([label] + [cell for pair in zip(ours_cells, paper_cells) for cell in pair] + [pdr_cell, paper_pdr])
     notes.append(CERTAINTY_LEGEND)
     if backbone.startswith("tiny_"):
         notes.append(f"ours come from the random-weight twin {backbone} (pipeline check, not a measurement of the "

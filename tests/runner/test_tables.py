@@ -1,0 +1,74 @@
+"""Table maths: PDR by hand, missing cells stay missing, paper values sit beside ours with certainty."""
+import pandas as pd
+import pytest
+
+from sinktop_eval.tables import (MISSING, TABLES, build_table, canonical_rows, load_paper_reference, main, pdr,
+                                 to_latex, to_markdown)
+
+
+def row(pruner, stop, ratio, task, metric, value, backbone="llava_ov", split=""):
+    return {"run_id": f"{backbone}-{pruner}-{stop}-{ratio}", "backbone": backbone, "pruner": pruner, "stop": stop,
+            "ratio": ratio, "task": task, "split": split, "metric": metric, "value": value,
+            "kept_visual_tokens": 640.0 if pruner != "dense" else 6272.0, "prefill_tflops": 1.0}
+
+
+def test_pdr_is_the_mean_relative_drop_over_shared_columns():
+    value, used = pdr({"a": 45.0, "b": 80.0}, {"a": 50.0, "b": 100.0})  # drops 10% and 20%
+    assert used == 2 and value == pytest.approx(15.0)
+    value, used = pdr({"a": 45.0, "b": None}, {"a": 50.0, "b": 100.0})
+    assert used == 1 and value == pytest.approx(10.0)
+    assert pdr({"a": None}, {"a": 50.0}) == (None, 0)
+    assert pdr({"a": 1.0}, {"a": 0.0}) == (None, 0)  # no relative drop from a zero baseline
+
+
+def test_table1_cells_pdr_and_paper_values():
+    results = pd.DataFrame([
+        row("dense", "off", 1.0, "sinktop_eventhallusion", "binary_acc", 60.0),
+        row("dense", "off", 1.0, "sinktop_eventhallusion", "desc_acc", 40.0),
+        row("holitom", "off", 0.1, "sinktop_eventhallusion", "binary_acc", 54.0),
+        row("holitom", "off", 0.1, "sinktop_eventhallusion", "desc_acc", 36.0),
+        row("holitom", "on", 0.1, "sinktop_eventhallusion", "binary_acc", 57.0),
+    ])
+    table = build_table(TABLES[1], canonical_rows(results), load_paper_reference(), "llava_ov", 0.1)
+    by_label = {r[0]: dict(zip(table.header, r)) for r in table.rows}
+    assert by_label["Dense"]["EH bin"] == "60.00" and by_label["Dense"]["PDR (%)"] == "0.00"
+    assert by_label["HoliTom"]["EH bin"] == "54.00" and by_label["HoliTom"]["EH desc"] == "36.00"
+    assert by_label["HoliTom"]["PDR (%)"] == "10.00†"  # (10% + 10%) / 2 over 2 of 9 columns
+    assert by_label["holitom + SToP"]["EH desc"] == MISSING  # never invented
+    assert by_label["holitom + SToP"]["PDR (%)"] == "5.00†"
+    assert by_label["VisionZip"]["EH bin"] == MISSING and by_label["VisionZip"]["PDR (%)"] == MISSING
+    # paper: dense EH binary 63.33 confirmed twice; HoliTom off 60.88 secondary; FastVID+SToP desc doubtful
+    assert by_label["Dense"]["EH bin paper"] == "63.33"
+    assert by_label["HoliTom"]["EH bin paper"] == "60.88*"
+    assert by_label["fastvid + SToP"]["EH desc paper"] == "36.75?"
+    assert by_label["HoliTom"]["PDR paper"] == "6.22*"
+    assert by_label["HoliTom"]["VCG CI paper"] == MISSING
+    md, tex = to_markdown(table), to_latex(table)
+    assert "| HoliTom | 54.00 | 60.88* | 36.00 | 36.75* |" in md and "PDR over 2 of 9 columns" in md
+    assert r"\begin{tabular}" in tex and r"10.00$^\dagger$" in tex
+
+
+def test_tables_cli_writes_markdown_latex_and_plots(tmp_path):
+    rows = [row("dense", "off", 1.0, "sinktop_smoke_eventhallusion", "binary_acc", 50.0, backbone="tiny_llava_ov")]
+    for ratio, base, stop_gain in ((0.1, 40.0, 5.0), (0.25, 45.0, 3.0)):
+        rows.append(row("holitom", "off", ratio, "sinktop_smoke_eventhallusion", "binary_acc", base, "tiny_llava_ov"))
+        rows.append(row("holitom", "on", ratio, "sinktop_smoke_eventhallusion", "binary_acc", base + stop_gain,
+                        "tiny_llava_ov"))
+    run_dir = tmp_path / "runs" / "x"
+    run_dir.mkdir(parents=True)
+    pd.DataFrame(rows).to_csv(run_dir / "results.csv", index=False)
+    out = tmp_path / "tables"
+    main([str(tmp_path / "runs"), "--out", str(out)])
+    md = (out / "tables.md").read_text()
+    assert "Table 1: Fine-grained video understanding (LLaVA-OV) — ours: tiny_llava_ov, r = 0.1" in md
+    assert "r = 0.25" in md and "random-weight twin tiny_llava_ov" in md
+    assert (out / "tables.tex").exists()
+    assert (out / "accuracy_vs_retention.png").stat().st_size > 1000
+    assert (out / "cost_vs_accuracy.png").stat().st_size > 1000
+
+
+def test_tables_cli_fails_clearly_without_results(tmp_path, capsys):
+    with pytest.raises(SystemExit) as exit_info:
+        main([str(tmp_path)])
+    assert exit_info.value.code == 2
+    assert "no results.csv under" in capsys.readouterr().err
