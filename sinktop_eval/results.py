@@ -8,6 +8,7 @@ from __future__ import annotations
 import json
 import math
 import os
+import re
 import tempfile
 from collections.abc import Iterable
 from datetime import datetime, timezone
@@ -74,11 +75,15 @@ def cost_summary(records: list[dict]) -> dict[str, float | None]:
 
 
 def split_metric_key(key: str) -> tuple[str, str] | None:
-    """'acc,none' -> ('acc', ''); 'acc,flex' -> ('acc', 'flex'); stderr/alias keys -> None."""
+    """'acc,none' -> ('acc', ''); 'acc,flex' -> ('acc', 'flex'); stderr/alias keys -> None.
+
+    lmms-eval names standard errors ``<metric>_stderr`` and, by method, ``<metric>_stderr_clt`` /
+    ``<metric>_stderr_clustered``: none of them is a table metric.
+    """
     if "," not in key:
         return None
     metric, filt = key.split(",", 1)
-    if metric.endswith("_stderr") or metric == "alias":
+    if re.search(r"_stderr(_[a-z]+)?$", metric) or metric == "alias":
         return None
     return metric, ("" if filt == "none" else filt)
 

@@ -22,7 +22,7 @@ from typing import Any
 import pandas as pd
 from omegaconf import OmegaConf
 
-from .config import TASKS_DIR, ModelSpec, RunSpec
+from .config import ModelSpec, RunSpec
 from .provenance import code_version, environment_report
 from .results import RESULTS_FILE, atomic_write_csv, atomic_write_jsonl, atomic_write_text, results_rows, sample_logs
 from .task_env import prepare_task_environment
@@ -86,7 +86,6 @@ def _start_fresh(run_dir: Path) -> None:
 def run_combination(spec: RunSpec, hydra_config: Any = None, backbones: BackboneCache = BACKBONES) -> RunOutcome:
     """Evaluate one combination unless its results already exist (or ``spec.force``)."""
     from lmms_eval.evaluator import simple_evaluate
-    from lmms_eval.tasks import TaskManager
 
     from .lmms import SinktopModel
 
@@ -98,7 +97,7 @@ def run_combination(spec: RunSpec, hydra_config: Any = None, backbones: Backbone
     if spec.force:
         _start_fresh(run_dir)
 
-    task_env = prepare_task_environment(spec)  # data roots, judge wiring; fails before any model loads
+    task_env = prepare_task_environment(spec)  # data, judge and task build: fails before any model loads
     run_dir.mkdir(parents=True, exist_ok=True)
     config_text = OmegaConf.to_yaml(OmegaConf.create({"run": spec.to_dict(), "hydra_config": hydra_config or {}}))
     atomic_write_text(run_dir / "config.yaml", config_text)
@@ -110,7 +109,7 @@ def run_combination(spec: RunSpec, hydra_config: Any = None, backbones: Backbone
                          records_path=str(run_dir / GENERATIONS_FILE),
                          **{f"pruner_{k}": v for k, v in spec.pruner_settings.items()})
     results = simple_evaluate(model=model, tasks=list(spec.tasks), limit=spec.limit, log_samples=True,
-                              bootstrap_iters=0, task_manager=TaskManager(include_path=[str(TASKS_DIR)]),
+                              bootstrap_iters=0, task_manager=task_env.task_manager,
                               random_seed=spec.seed, numpy_random_seed=spec.seed, torch_random_seed=spec.seed,
                               fewshot_random_seed=spec.seed)
     if not results or not results.get("results"):

@@ -1,19 +1,104 @@
-"""Prepare what the tasks need before any model loads: data roots and the judge endpoint."""
+"""Everything the tasks need, settled before any model loads: data roots, the judge, the built tasks.
+
+Building the tasks here (lmms-eval reads every annotation file while building) means a missing data
+folder, a malformed annotation file or an unreachable judge stops the run in seconds, with one line,
+instead of after a 7B checkpoint has loaded.
+"""
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
+from pathlib import Path
 
-from .config import RunSpec
+from . import judge
+from .config import TASKS_DIR, ConfigError, RunSpec
+
+# lmms-eval's VideoChatGPT tasks: without a judge they retry every call 5 x 5 s and then score 0
+BUILTIN_JUDGED_PREFIX = "videochatgpt_"
+
+
+class TaskBuildError(RuntimeError):
+    """lmms-eval could not build a task (typically a built-in whose dataset is not in the HF cache)."""
+
+
+def root_cause(err: BaseException) -> BaseException:
+    """The innermost error behind lmms-eval's wrappers (tenacity's RetryError, chained exceptions)."""
+    seen = set()
+    while id(err) not in seen:
+        seen.add(id(err))
+        attempt = getattr(err, "last_attempt", None)  # tenacity.RetryError
+        inner = attempt.exception() if attempt is not None else (err.__cause__ or err.__context__)
+        if inner is None:
+            break
+        err = inner
+    return err
 
 
 @dataclass
 class TaskEnvironment:
     judge_model: str | None
+    leaf_tasks: list[str]
+    task_manager: object  # lmms_eval.tasks.TaskManager, reused by simple_evaluate
+
+
+def leaf_task_names(task_dict: dict) -> list[str]:
+    """Leaf task names of a (nested) lmms-eval task dict; group keys are ConfigurableGroup objects."""
+    names = []
+    for key, value in task_dict.items():
+        if isinstance(value, dict):
+            names.extend(leaf_task_names(value))
+        else:
+            names.append(key if isinstance(key, str) else getattr(key, "group_name", str(key)))
+    return names
+
+
+def configure_judge(spec: RunSpec) -> judge.JudgeConfig:
+    """The run's judge: config values over SINKTOP_JUDGE_*; exported to lmms-eval's VCG tasks too."""
+    config = judge.configure(judge.JudgeConfig.from_env(url=spec.judge.get("url"), key=spec.judge.get("key"),
+                                                        model=spec.judge.get("model")))
+    judge.new_run()
+    judge.export_vcg_env(config)
+    return config
+
+
+def check_judge_reachable(config: judge.JudgeConfig) -> None:
+    """One uncached request: a wrong URL or key fails now, not after hours of generation."""
+    probe = judge.JudgeClient(replace(config, use_cache=False, retries=1, backoff_s=1.0, timeout_s=20.0))
+    reply = probe.ask("Reply with the single word OK.", max_tokens=4)
+    if not reply.ok:
+        raise ConfigError(f"judge unreachable at {config.endpoint} (model {config.model}); fix judge.url / "
+                          f"judge.key / judge.model (or SINKTOP_JUDGE_URL/_KEY/_MODEL), or unset judge.url to run "
+                          f"without judge metrics")
 
 
 def prepare_task_environment(spec: RunSpec) -> TaskEnvironment:
+    from lmms_eval.tasks import TaskManager, get_task_dict
+
     if spec.data_root:
-        os.environ["SINKTOP_DATA_ROOT"] = str(spec.data_root)
-    judge_model = spec.judge.get("model") or os.environ.get("SINKTOP_JUDGE_MODEL")
-    return TaskEnvironment(judge_model=judge_model)
+        os.environ["SINKTOP_DATA_ROOT"] = str(Path(spec.data_root).expanduser().resolve())
+    # lmms-eval's built-in video tasks resolve their video folders from HF_HOME (and misbehave without it)
+    os.environ.setdefault("HF_HOME", str(Path("~/.cache/huggingface").expanduser()))
+    config = configure_judge(spec)
+
+    manager = TaskManager(include_path=[str(TASKS_DIR)])
+    try:
+        leaves = leaf_task_names(get_task_dict(list(spec.tasks), manager))
+    except SystemExit as err:  # the tasks' own one-line data errors (DataRootError)
+        if not str(err).strip():
+            raise
+        raise TaskBuildError(f"{err} (or pass data_root=/path/to/benchmarks)") from None
+    except Exception as err:  # noqa: BLE001 - reported as one line naming the tasks and the likely fix
+        cause = root_cause(err)
+        first_line = (str(cause).strip().splitlines() or [type(cause).__name__])[0]
+        raise TaskBuildError(f"building tasks {list(spec.tasks)} failed: {type(cause).__name__}: {first_line} -- "
+                             "lmms-eval's built-in tasks (open_ended, mcqa) fetch their datasets from the HF hub into "
+                             "$HF_HOME: run once with network (and a token for gated sets), or choose tasks whose "
+                             "data is local (hallucination, compositional, open_ended_local, smoke)") from err
+    if config.configured:
+        check_judge_reachable(config)
+    elif any(name.startswith(BUILTIN_JUDGED_PREFIX) for name in leaves):
+        raise ConfigError(f"tasks {list(spec.tasks)} include lmms-eval's VideoChatGPT tasks, which need an LLM judge; "
+                          "set judge.url and judge.model (or SINKTOP_JUDGE_URL / SINKTOP_JUDGE_MODEL), or use "
+                          "tasks=open_ended_local, which reports judge metrics as missing without one")
+    return TaskEnvironment(judge_model=config.model if config.configured else None, leaf_tasks=leaves,
+                           task_manager=manager)

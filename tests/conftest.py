@@ -1,4 +1,11 @@
-"""Suite-wide settings: never touch the network, never log W&B online, deterministic threads."""
+"""Suite-wide settings (never touch the network, never log W&B online) and shared fixtures: a session
+copy of the smoke benchmark, stub judge servers on 127.0.0.1, and a clean judge configuration.
+
+The stub judge is a threading http.server speaking just enough of the chat-completions protocol:
+VCG-style prompts (they ask for a 'score') get "{'score': 4}", anything else gets a yes verdict.
+"""
+from __future__ import annotations
+
 import os
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
@@ -6,3 +13,147 @@ os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
 os.environ.setdefault("HF_DATASETS_OFFLINE", "1")
 os.environ.setdefault("WANDB_MODE", "offline")
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+
+import json  # noqa: E402 - the environment above must be set before these imports
+import socket
+import threading
+from dataclasses import dataclass, field
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+
+import pytest
+
+from sinktop_eval import judge
+from sinktop_eval.smoke_data import SMOKE_ENV, build_smoke_data
+
+REPO_ROOT = Path(__file__).resolve().parents[1]
+TASKS_DIR = REPO_ROOT / "tasks"
+JUDGE_ENV = ("SINKTOP_JUDGE_URL", "SINKTOP_JUDGE_KEY", "SINKTOP_JUDGE_MODEL", "SINKTOP_JUDGE_RETRIES",
+             "SINKTOP_JUDGE_BACKOFF", "SINKTOP_JUDGE_TIMEOUT", "OPENAI_API_URL", "OPENAI_API_KEY", "MODEL_VERSION")
+DATA_ENV = ("SINKTOP_DATA_ROOT", "SINKTOP_EVENTHALLUSION_DIR", "SINKTOP_VIDEOCOMP_DIR", "SINKTOP_VIDEOCHATGPT_DIR",
+            "SINKTOP_SKIP_MISSING_VIDEOS")
+
+
+@pytest.fixture(scope="session")
+def smoke_root(tmp_path_factory) -> Path:
+    """The smoke benchmark built once per session into a temporary folder (seed 0)."""
+    root = tmp_path_factory.mktemp("smoke") / "smoke"
+    build_smoke_data(root, seed=0)
+    return root
+
+
+@pytest.fixture
+def clean_task_env(monkeypatch, tmp_path, smoke_root):
+    """No judge unless a test sets one; judge cache in tmp; smoke tasks read the session build."""
+    for name in JUDGE_ENV + DATA_ENV:
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("SINKTOP_CACHE", str(tmp_path / "cache"))
+    monkeypatch.setenv(SMOKE_ENV, str(smoke_root))
+    judge.reset()
+    yield
+    judge.reset()
+
+
+@pytest.fixture(scope="session")
+def task_manager():
+    """One TaskManager over built-ins + tasks/ (indexing ~2000 YAMLs takes seconds)."""
+    from lmms_eval.tasks import TaskManager
+
+    return TaskManager(include_path=[str(TASKS_DIR)])
+
+
+# --------------------------------------------------------------------------- stub judge
+
+
+@dataclass
+class StubJudge:
+    """A chat-completions stub. ``fail_first``: requests answered 500 before it starts answering;
+    ``always_fail``: every request gets 500."""
+
+    fail_first: int = 0
+    always_fail: bool = False
+    status: int = 500
+    requests: list = field(default_factory=list)
+    server: ThreadingHTTPServer | None = None
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.server.server_port}/v1"
+
+    @property
+    def count(self) -> int:
+        return len(self.requests)
+
+    def reply_for(self, body: dict) -> str:
+        text = " ".join(str(m.get("content", "")) for m in body.get("messages", []))
+        return "{'score': 4}" if "score" in text.lower() else "Yes, the description matches the event."
+
+
+def _handler(stub: StubJudge):
+    lock = threading.Lock()
+
+    class Handler(BaseHTTPRequestHandler):
+        def do_POST(self):
+            body = json.loads(self.rfile.read(int(self.headers.get("Content-Length", 0))) or b"{}")
+            with lock:
+                stub.requests.append(body)
+                n = len(stub.requests)
+            if stub.always_fail or n <= stub.fail_first:
+                self.send_response(stub.status)
+                self.end_headers()
+                self.wfile.write(b'{"error": "stub failure"}')
+                return
+            out = json.dumps({"id": f"stub-{n}", "model": body.get("model", "stub"),
+                              "choices": [{"index": 0, "message": {"role": "assistant",
+                                                                   "content": stub.reply_for(body)}}]}).encode()
+            self.send_response(200)
+            self.send_header("Content-Type", "application/json")
+            self.send_header("Content-Length", str(len(out)))
+            self.end_headers()
+            self.wfile.write(out)
+
+        def log_message(self, *args):  # keep test output clean
+            pass
+
+    return Handler
+
+
+@pytest.fixture
+def stub_judge():
+    """Factory: ``stub_judge(fail_first=2)`` starts a stub on 127.0.0.1 and returns it (stopped after the test)."""
+    started = []
+
+    def start(**kwargs) -> StubJudge:
+        stub = StubJudge(**kwargs)
+        stub.server = ThreadingHTTPServer(("127.0.0.1", 0), _handler(stub))
+        threading.Thread(target=stub.server.serve_forever, kwargs={"poll_interval": 0.02}, daemon=True).start()
+        started.append(stub)
+        return stub
+
+    yield start
+    for stub in started:
+        stub.server.shutdown()
+        stub.server.server_close()
+
+
+@pytest.fixture
+def closed_port_url() -> str:
+    """A URL on 127.0.0.1 where nothing listens (connection refused)."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    return f"http://127.0.0.1:{port}/v1"
+
+
+@pytest.fixture
+def use_judge(monkeypatch):
+    """``use_judge(url)`` configures the judge the way a user does: through SINKTOP_JUDGE_* variables."""
+
+    def apply(url: str, retries: int = 2, backoff: float = 0.01) -> None:
+        monkeypatch.setenv("SINKTOP_JUDGE_URL", url)
+        monkeypatch.setenv("SINKTOP_JUDGE_MODEL", "stub-judge")
+        monkeypatch.setenv("SINKTOP_JUDGE_KEY", "test-key")
+        monkeypatch.setenv("SINKTOP_JUDGE_RETRIES", str(retries))
+        monkeypatch.setenv("SINKTOP_JUDGE_BACKOFF", str(backoff))
+
+    return apply

@@ -21,6 +21,7 @@ from tqdm import tqdm
 
 from ..backbones import load_backbone
 from ..pruning import PRUNERS, build_pruner
+from ..results import atomic_write_text
 from ..pruning.defaults import stop_parameters
 
 log = logging.getLogger(__name__)
@@ -118,13 +119,19 @@ class SinktopModel(lmms):
         self.records_path = Path(records_path) if records_path else None
         self._finished: dict[str, dict[str, Any]] = {}
         if self.records_path and self.records_path.exists():
-            for line in self.records_path.read_text(encoding="utf-8").splitlines():
+            text = self.records_path.read_text(encoding="utf-8")
+            kept = []
+            for line in text.splitlines():
                 try:
                     record = json.loads(line)
                 except json.JSONDecodeError:  # a line cut short by a crash: that one is simply redone
                     continue
                 if "key" in record:
                     self._finished[record["key"]] = record
+                    kept.append(line)
+            if len(kept) != len(text.splitlines()) or (text and not text.endswith("\n")):
+                # drop the broken tail so new records start on a line of their own
+                atomic_write_text(self.records_path, "".join(line + "\n" for line in kept))
 
     def describe(self) -> dict[str, Any]:
         """The settings that identify this combination in results files."""

@@ -1,0 +1,105 @@
+"""`SinktopModel`'s contract with lmms-eval: clear setup errors, loud failures, sample-level resume, the CLI."""
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from sinktop_eval.lmms import SinktopModel
+from sinktop_eval.lmms.model import SinktopModelError, parse_visual, truncate_at_stop
+
+REPO_ROOT = Path(__file__).resolve().parents[2]
+
+
+@pytest.fixture(scope="module")
+def twin():
+    from sinktop_eval.backbones import load_backbone
+
+    return load_backbone("tiny_qwen25vl")
+
+
+def evaluate(model, tasks, task_manager, limit=None):
+    from lmms_eval.evaluator import simple_evaluate
+
+    return simple_evaluate(model=model, tasks=tasks, task_manager=task_manager, limit=limit, bootstrap_iters=0,
+                           log_samples=True)
+
+
+@pytest.mark.parametrize("kwargs,named", [
+    ({"pruner": "holitomm"}, "pruner='holitomm' is unknown; allowed: dense, random, uniform, visionzip, fastvid, holitom"),
+    ({"ratio": 1.5}, "ratio=1.5 is invalid; allowed: a number in (0, 1]"),
+    ({"stop": "maybe"}, "stop"),
+    ({"batch_size": 4}, "batch_size=4 is unsupported"),
+    ({"colour": "red"}, "unknown model_args ['colour']"),
+])
+def test_bad_settings_fail_at_setup_naming_the_value(twin, kwargs, named):
+    with pytest.raises(SinktopModelError) as err:
+        SinktopModel(backbone=twin, **kwargs)
+    assert named in str(err.value)
+    assert "\n" not in str(err.value)
+
+
+def test_setup_errors_are_not_exceptions_the_cli_could_swallow():
+    assert issubclass(SinktopModelError, SystemExit) and not issubclass(SinktopModelError, Exception)
+
+
+def test_visual_and_stop_string_helpers():
+    assert parse_visual(["a.mp4"]) == ("a.mp4", None, None)
+    assert parse_visual([{"path": "a.mp4", "start": 1.0, "end": 2.5}]) == ("a.mp4", 1.0, 2.5)
+    with pytest.raises(ValueError, match="doc_to_visual"):
+        parse_visual([42])
+    assert truncate_at_stop("yes.\n\nQuestion: no", ["\n\n", "Question:"]) == "yes."
+    assert truncate_at_stop("yes", None) == "yes"
+
+
+def test_a_generation_failure_stops_the_run_naming_task_and_doc(twin, task_manager, clean_task_env, monkeypatch):
+    def broken(**kwargs):
+        raise RuntimeError("CUDA out of memory")
+
+    model = SinktopModel(backbone=twin, pruner="uniform", stop="off", frames=4, max_new_tokens=2)
+    monkeypatch.setattr(twin, "generate", broken)
+    with pytest.raises(SinktopModelError, match=r"task 'sinktop_smoke_mvbench' doc 0: CUDA out of memory"):
+        evaluate(model, ["sinktop_smoke_mvbench"], task_manager, limit=2)
+
+
+def test_a_rerun_reuses_finished_generations(twin, task_manager, clean_task_env, tmp_path, monkeypatch):
+    records = tmp_path / "generations.jsonl"
+    settings = dict(backbone=twin, pruner="holitom", stop="on", ratio=0.25, frames=4, max_new_tokens=4,
+                    records_path=str(records))
+    first = SinktopModel(**settings)
+    done = evaluate(first, ["sinktop_smoke_videocomp_activitynet"], task_manager, limit=2)
+    lines = records.read_text().splitlines()
+    assert len(lines) == 2 and not any(r.get("resumed") for r in first.records)
+
+    # the interrupted run's file ends with a half-written line: it is ignored and that doc redone
+    records.write_text(lines[0] + "\n" + lines[1][: len(lines[1]) // 2])
+    calls = []
+    original = twin.generate
+    monkeypatch.setattr(twin, "generate", lambda **kw: calls.append(kw) or original(**kw))
+    second = SinktopModel(**settings)
+    again = evaluate(second, ["sinktop_smoke_videocomp_activitynet"], task_manager, limit=2)
+    assert len(calls) == 1  # only the doc whose line was cut
+    assert [r.get("resumed", False) for r in second.records] == [True, False]
+    assert [r["prediction"] for r in second.records] == [r["prediction"] for r in first.records]
+    key = "activitynet_acc,none"
+    assert again["results"]["sinktop_smoke_videocomp_activitynet"][key] == \
+        done["results"]["sinktop_smoke_videocomp_activitynet"][key]
+    assert json.loads(records.read_text().splitlines()[-1])["doc_id"] == second.records[1]["doc_id"]
+
+
+@pytest.mark.slow
+def test_the_documented_cli_line_runs_and_a_bad_one_exits_nonzero(tmp_path, smoke_root):
+    env_cmd = [sys.executable, "-m", "lmms_eval", "eval", "--model", "sinktop", "--tasks", "sinktop_smoke_mvbench",
+               "--include_path", "tasks", "--limit", "2", "--output_path", str(tmp_path / "out")]
+    env = {**__import__("os").environ, "SINKTOP_SMOKE_DIR": str(smoke_root)}
+    ok = subprocess.run(env_cmd + ["--model_args", "backbone=tiny_qwen25vl,pruner=holitom,stop=on,ratio=0.1"],
+                        cwd=REPO_ROOT, env=env, capture_output=True, text=True, timeout=600)
+    assert ok.returncode == 0, ok.stderr[-2000:]
+    assert "sinktop_smoke_mvbench" in ok.stdout and "acc" in ok.stdout
+    bad = subprocess.run(env_cmd + ["--model_args", "backbone=tiny_qwen25vl,pruner=nope"],
+                         cwd=REPO_ROOT, env=env, capture_output=True, text=True, timeout=600)
+    assert bad.returncode != 0
+    assert "pruner='nope' is unknown" in bad.stderr
