@@ -15,28 +15,12 @@ text) and is correct when it picks ``answer``. Metric: <source>_acc (percent), o
 """
 from __future__ import annotations
 
-import importlib.util
 import math
 import re
-import sys
 from pathlib import Path
 
 
-def _load_common():
-    name = "sinktop_tasks_common"
-    if name not in sys.modules:
-        spec = importlib.util.spec_from_file_location(name, Path(__file__).resolve().parent.parent / "_sinktop_common.py")
-        module = importlib.util.module_from_spec(spec)
-        sys.modules[name] = module
-        try:
-            spec.loader.exec_module(module)
-        except BaseException:
-            del sys.modules[name]
-            raise
-    return sys.modules[name]
-
-
-common = _load_common()
+from sinktop_eval import task_common as common  # noqa: E402
 
 from sinktop_eval.answers import answer_letter, parse_choice
 

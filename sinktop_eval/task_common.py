@@ -1,8 +1,8 @@
-"""Shared by the sinktop task folders: data roots, video checks, metric aggregation.
+"""Shared by the sinktop task folders (tasks/*/utils.py): data roots, video checks, metric aggregation.
 
-lmms-eval imports a task's ``utils.py`` by file path (once per ``!function`` reference), so the task
-utils load this file through `load_common` in their own header, which keeps one instance of it per
-process (``sys.modules["sinktop_tasks_common"]``); its state (the consistency-judge memo) is shared.
+lmms-eval imports a task's ``utils.py`` by file path (once per ``!function`` reference); this module is
+imported normally, so there is one instance of it per process and its state (the consistency-judge
+memo) is shared by every copy of the task utils.
 
 Data roots, read when a task is built (never at import), so the lmms-eval CLI
 (``SINKTOP_DATA_ROOT=/data lmms-eval --include_path tasks ...``) and in-process
