@@ -12,11 +12,21 @@ import pandas as pd  # noqa: E402
 
 PRUNER_COLOURS = {"visionzip": "tab:blue", "fastvid": "tab:orange", "holitom": "tab:green", "random": "tab:gray",
                   "uniform": "tab:brown", "dense": "black"}
+STOP_STYLE = {"off": ("", "--"), "on": (" + SToP", "-"), "stsp": (" + STSP only", "-."), "sttp": (" + STTP only", ":")}
+BACKBONE_MARKERS = ("o", "s", "^", "D", "v", "P")
+
+
+def _method_label(pruner: str, stop: str) -> str:
+    return pruner + STOP_STYLE.get(stop, (f" + {stop}", "-"))[0]
 
 
 def _accuracy_rows(rows: pd.DataFrame) -> pd.DataFrame:
-    """Rows of accuracy-like metrics (the paper's *_acc columns and plain acc) with a value."""
-    acc = rows[rows["paper_metric"].astype(str).str.endswith("acc") & rows["value"].notna()]
+    """Rows of the paper tables' accuracy columns (EH bin/desc, VideoComp, MVBench, VideoMME, MLVU) with a value."""
+    from .tables import TABLES
+
+    columns = {(c.benchmark, c.metric) for spec in TABLES.values() for c in spec.columns if c.metric.endswith("acc")}
+    in_table = pd.Series([k in columns for k in zip(rows["benchmark"], rows["paper_metric"])], index=rows.index)
+    acc = rows[in_table & rows["value"].notna()]
     return acc.assign(panel=acc["benchmark"] + " " + acc["paper_metric"])
 
 
@@ -38,14 +48,18 @@ def accuracy_vs_retention(rows: pd.DataFrame, path: Path) -> Path | None:
         for (pruner, stop), line in data[data["pruner"] != "dense"].groupby(["pruner", "stop"]):
             line = line.groupby("ratio")["value"].last().sort_index()
             ax.plot(line.index, line.values, marker="o", color=PRUNER_COLOURS.get(pruner, None),
-                    linestyle="-" if stop != "off" else "--", label=f"{pruner}{'' if stop == 'off' else ' + SToP (' + stop + ')'}")
+                    linestyle=STOP_STYLE.get(stop, ("", "-"))[1], label=_method_label(pruner, stop))
         ax.set_title(f"{backbone}: {panel}", fontsize=9)
         ax.set_xlabel("retention ratio r")
         ax.set_ylabel("accuracy")
         ax.grid(alpha=0.3)
     for ax in list(axes.flat)[len(panels):]:
         ax.axis("off")
-    handles, labels = axes.flat[0].get_legend_handles_labels()
+    legend = {}
+    for ax in axes.flat:  # every method that appears in any panel, once
+        for handle, label in zip(*ax.get_legend_handles_labels()):
+            legend.setdefault(label, handle)
+    labels, handles = list(legend), list(legend.values())
     fig.legend(handles, labels, loc="lower center", ncol=min(4, len(labels)), fontsize=8, frameon=False)
     fig.tight_layout(rect=(0, 0.08, 1, 1))
     fig.savefig(path, dpi=120)
@@ -54,24 +68,32 @@ def accuracy_vs_retention(rows: pd.DataFrame, path: Path) -> Path | None:
 
 
 def cost_vs_accuracy(rows: pd.DataFrame, path: Path) -> Path | None:
-    """Mean accuracy of each run against its kept visual tokens and its prefill TFLOPs."""
+    """Mean accuracy of each run against its kept visual tokens and its prefill TFLOPs.
+
+    Colour = pruner, filled = SToP active (hollow = off), marker = backbone."""
     acc = _accuracy_rows(rows)
     if acc.empty:
         return None
     runs = acc.groupby(["run_id", "backbone", "pruner", "stop", "ratio"], dropna=False).agg(
         accuracy=("value", "mean"), kept=("kept_visual_tokens", "mean"), tflops=("prefill_tflops", "mean")).reset_index()
-    fig, axes = plt.subplots(1, 2, figsize=(10, 4))
+    markers = {b: BACKBONE_MARKERS[i % len(BACKBONE_MARKERS)] for i, b in enumerate(sorted(runs["backbone"].unique()))}
+    legend_rows = math.ceil(runs.groupby(["backbone", "pruner", "stop"]).ngroups / 3)
+    height = 3.6 + 0.2 * legend_rows
+    fig, axes = plt.subplots(1, 2, figsize=(10, height))
     for ax, column, label in ((axes[0], "kept", "kept visual tokens (mean per sample)"),
                               (axes[1], "tflops", "LLM prefill TFLOPs (analytic, mean per sample)")):
-        for (pruner, stop), group in runs.groupby(["pruner", "stop"]):
-            ax.scatter(group[column], group["accuracy"], color=PRUNER_COLOURS.get(pruner, None),
-                       facecolors="none" if stop == "off" and pruner != "dense" else PRUNER_COLOURS.get(pruner, None),
-                       label=f"{pruner}{'' if stop == 'off' else ' + SToP'}", s=40)
+        for (backbone, pruner, stop), group in runs.groupby(["backbone", "pruner", "stop"]):
+            colour = PRUNER_COLOURS.get(pruner, "tab:purple")
+            ax.scatter(group[column], group["accuracy"], color=colour, marker=markers[backbone],
+                       facecolors="none" if stop == "off" and pruner != "dense" else colour,
+                       label=f"{backbone}: {_method_label(pruner, stop)}", s=40)
         ax.set_xlabel(label)
         ax.set_ylabel("mean accuracy over benchmarks")
+        ax.ticklabel_format(axis="x", style="sci", scilimits=(-3, 4))
         ax.grid(alpha=0.3)
-    axes[0].legend(fontsize=8)
-    fig.tight_layout()
+    handles, labels = axes[0].get_legend_handles_labels()
+    fig.legend(handles, labels, loc="lower center", ncol=3, fontsize=7, frameon=False)
+    fig.tight_layout(rect=(0, (0.2 * legend_rows + 0.15) / height, 1, 1))
     fig.savefig(path, dpi=120)
     plt.close(fig)
     return path

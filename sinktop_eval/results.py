@@ -102,6 +102,23 @@ def _as_value(value: Any) -> float | None:
     return None if math.isnan(value) else float(value)
 
 
+def duration_accuracies(lmms_results: dict) -> list[tuple[str, str, str, float, int]]:
+    """VideoMME accuracy per video duration (the paper's "VideoMME short" column), from logged samples.
+
+    lmms-eval only logs these per-duration numbers; its scored samples carry ``duration``,
+    ``pred_answer`` and ``answer``. Returns (task, duration, "acc", percent, n) rows.
+    """
+    rows = []
+    for task, samples in (lmms_results.get("samples") or {}).items():
+        scored = [s.get("videomme_perception_score") for s in samples]
+        scored = [x for x in scored if isinstance(x, dict) and {"duration", "pred_answer", "answer"} <= set(x)]
+        for duration in sorted({str(x["duration"]) for x in scored}):
+            group = [x for x in scored if str(x["duration"]) == duration]
+            correct = sum(x["pred_answer"] == x["answer"] for x in group)
+            rows.append((task, duration, "acc", 100.0 * correct / len(group), len(group)))
+    return rows
+
+
 def results_rows(run: dict[str, Any], lmms_results: dict, records: list[dict]) -> pd.DataFrame:
     """Rows for every numeric metric of every task and group in an lmms-eval results dict.
 
@@ -125,6 +142,10 @@ def results_rows(run: dict[str, Any], lmms_results: dict, records: list[dict]) -
                 continue  # non-numeric payloads (lists, dicts) are not table metrics
             rows.append({**run, "timestamp": timestamp, "task": task, "split": filt, "metric": metric,
                          "value": _as_value(value), "n_samples": count, **costs})
+    for task, split, metric, value, count in duration_accuracies(lmms_results):
+        costs = cost_summary([r for r in records if r.get("task") == task])
+        rows.append({**run, "timestamp": timestamp, "task": task, "split": split, "metric": metric, "value": value,
+                     "n_samples": count, **costs})
     frame = pd.DataFrame(rows)
     for column in COLUMNS:
         if column not in frame:

@@ -87,12 +87,25 @@ def benchmark_of(task: str) -> str | None:
     return next((bench for fragment, bench in BENCHMARK_OF_TASK if fragment in name), None)
 
 
-def canonical_metric(task: str, split: str | float | None, metric: str) -> str:
-    """Our (task, split, metric) -> the paper's metric name within its benchmark.
+# lmms-eval's built-in metric names -> the paper's
+METRIC_ALIASES = {
+    "gpt_eval_score_correctness": "ci", "gpt_eval_score_detailed_orientation": "do", "gpt_eval_score_context": "cu",
+    "gpt_eval_score_temporal": "tu", "gpt_eval_score_consistency": "co",
+    "mvbench_accuracy": "acc", "videomme_perception_score": "acc", "mlvu_percetion_score": "acc",
+}
 
-    Tasks name their metrics as the paper does (binary_acc, desc_acc, activitynet_acc, ...); a split
-    column, when present, is appended (e.g. acc + short -> short_acc).
+
+def canonical_metric(task: str, split: str | float | None, metric: str) -> str | None:
+    """Our (task, split, metric) -> the paper's metric name within its benchmark (None: not a table cell).
+
+    Our tasks name their metrics as the paper does (binary_acc, desc_acc, activitynet_acc, ...);
+    lmms-eval's built-ins are renamed by METRIC_ALIASES. A split column, when present, is prepended
+    (e.g. acc + short -> short_acc). MVBench's 20 per-subtask rows are not cells: the benchmark's
+    number is the group's mean (sinktop_mvbench).
     """
+    if str(task).startswith("mvbench_"):
+        return None
+    metric = METRIC_ALIASES.get(metric, metric)
     split = split if isinstance(split, str) and split else ""
     return f"{split}_{metric}" if split else metric
 
@@ -103,7 +116,7 @@ def canonical_rows(results: pd.DataFrame) -> pd.DataFrame:
     frame["benchmark"] = frame["task"].astype(str).map(benchmark_of)
     frame["paper_metric"] = [canonical_metric(t, s, m) for t, s, m in zip(frame["task"], frame["split"], frame["metric"])]
     frame["family"] = frame["backbone"].astype(str).str.removeprefix("tiny_")
-    return frame[frame["benchmark"].notna()]
+    return frame[frame["benchmark"].notna() & frame["paper_metric"].notna()]
 
 
 def load_paper_reference(path: Path = PAPER_REFERENCE) -> pd.DataFrame:

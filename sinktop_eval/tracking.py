@@ -62,7 +62,7 @@ def log_table_run(name: str, config: dict[str, Any], rows: pd.DataFrame, directo
     directory.mkdir(parents=True, exist_ok=True)
     kwargs = dict(project=settings.get("project") or "sinktop-eval", entity=settings.get("entity"),
                   group=settings.get("group"), name=name, job_type=job_type, config=config, dir=str(directory),
-                  reinit="finish_previous", settings=wandb.Settings(init_timeout=INIT_TIMEOUT_S, console="off"))
+                  reinit="finish_previous", settings=wandb.Settings(init_timeout=INIT_TIMEOUT_S, console="off", quiet=True))
     try:
         run = wandb.init(mode=mode, **kwargs)
     except Exception as err:  # noqa: BLE001 - any failure to go online must not lose the run

@@ -72,3 +72,38 @@ def test_tables_cli_fails_clearly_without_results(tmp_path, capsys):
         main([str(tmp_path)])
     assert exit_info.value.code == 2
     assert "no results.csv under" in capsys.readouterr().err
+
+
+def test_builtin_task_metrics_land_in_the_paper_columns():
+    results = pd.DataFrame([
+        row("dense", "off", 1.0, "videochatgpt_gen", "gpt_eval_score_correctness", 3.1),
+        row("dense", "off", 1.0, "videochatgpt_temporal", "gpt_eval_score_temporal", 2.5),
+        row("dense", "off", 1.0, "sinktop_mvbench", "mvbench_accuracy", 56.0),
+        row("dense", "off", 1.0, "mvbench_action_sequence", "mvbench_accuracy", 99.0),  # a subtask, not the cell
+        row("dense", "off", 1.0, "videomme", "videomme_perception_score", 58.0),
+        row("dense", "off", 1.0, "videomme", "acc", 70.0, split="short"),
+        row("dense", "off", 1.0, "mlvu_dev", "mlvu_percetion_score", 64.0),
+    ])
+    canonical = canonical_rows(results)
+    got = {(b, m): v for b, m, v in zip(canonical["benchmark"], canonical["paper_metric"], canonical["value"])}
+    assert got == {("vcgbench", "ci"): 3.1, ("vcgbench", "tu"): 2.5, ("mvbench", "acc"): 56.0,
+                   ("videomme", "acc"): 58.0, ("videomme", "short_acc"): 70.0, ("mlvu", "acc"): 64.0}
+    table = build_table(TABLES[2], canonical, load_paper_reference(), "llava_ov", 0.1)
+    dense = dict(zip(table.header, table.rows[0]))
+    assert (dense["MVBench"], dense["VideoMME short"], dense["VideoMME"], dense["MLVU dev"]) == \
+        ("56.00", "70.00", "58.00", "64.00")
+
+
+def test_videomme_accuracy_per_duration_comes_from_the_scored_samples():
+    from sinktop_eval.results import results_rows
+
+    def sample(duration, pred, answer):
+        return {"doc_id": 0, "videomme_perception_score": {"duration": duration, "pred_answer": pred, "answer": answer}}
+
+    lmms = {"results": {"videomme": {"videomme_perception_score,none": 50.0}},
+            "samples": {"videomme": [sample("short", "A", "A"), sample("short", "B", "A"), sample("short", "C", "C"),
+                                     sample("long", "D", "A")]}}
+    rows = results_rows({"run_id": "r"}, lmms, [])
+    short = rows[(rows["split"] == "short") & (rows["metric"] == "acc")]
+    assert short["value"].tolist() == [pytest.approx(200 / 3)] and short["n_samples"].tolist() == [3]
+    assert rows[rows["split"] == "long"]["value"].tolist() == [0.0]
