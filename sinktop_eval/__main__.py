@@ -15,7 +15,7 @@ from hydra.core.hydra_config import HydraConfig
 from hydra.types import RunMode
 from omegaconf import DictConfig, OmegaConf
 
-from .config import ConfigError, resolve_run
+from .config import ConfigError, check_group_overrides, resolve_run
 
 log = logging.getLogger("sinktop_eval")
 
@@ -30,17 +30,27 @@ def _print_rows(rows) -> None:
 @hydra.main(version_base=None, config_path="../configs", config_name="config")
 def main(cfg: DictConfig) -> None:
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
+    multirun = HydraConfig.get().mode == RunMode.MULTIRUN
+    sweep_dir = Path(HydraConfig.get().sweep.dir) if multirun else None
     try:
         spec = resolve_run(cfg)
     except ConfigError as err:
-        print(f"sinktop-eval: config error: {err}", file=sys.stderr)
-        sys.exit(2)
+        if not multirun:
+            print(f"sinktop-eval: config error: {err}", file=sys.stderr)
+            sys.exit(2)
+        # one invalid combination (e.g. stop=sttp for a pruner without a temporal test) must not end the
+        # sweep: the others run, the summary lists this one, and the sweep exits 1
+        from .sweep import record_job
+
+        job = HydraConfig.get().job
+        label = job.override_dirname or f"job {job.num}"
+        record_job(sweep_dir, {"run_id": label, "run_dir": None, "status": "failed", "error": f"config error: {err}"})
+        print(f"FAILED {label}: config error: {err} (continuing the sweep)", file=sys.stderr)
+        return
 
     from .run import run_combination  # heavy imports only once the config is known to be valid
     from .sweep import record_job
 
-    multirun = HydraConfig.get().mode == RunMode.MULTIRUN
-    sweep_dir = Path(HydraConfig.get().sweep.dir) if multirun else None
     print(f"== {spec.run_id}")
     try:
         outcome = run_combination(spec, OmegaConf.to_container(cfg, resolve=True))
@@ -49,9 +59,11 @@ def main(cfg: DictConfig) -> None:
         spec.run_dir.mkdir(parents=True, exist_ok=True)
         (spec.run_dir / "error.log").write_text(traceback.format_exc(), encoding="utf-8")
         if isinstance(err, ConfigError):
-            print(f"sinktop-eval: config error: {message}", file=sys.stderr)
-            sys.exit(2)
-        if not multirun:
+            if not multirun:
+                print(f"sinktop-eval: config error: {message}", file=sys.stderr)
+                sys.exit(2)
+            message = f"config error: {message}"  # e.g. an unreachable judge: recorded, the sweep goes on
+        elif not multirun:
             print(f"sinktop-eval: {spec.run_id} failed: {message}\n  (traceback: {spec.run_dir / 'error.log'})",
                   file=sys.stderr)
             sys.exit(1)
@@ -66,4 +78,9 @@ def main(cfg: DictConfig) -> None:
 
 
 if __name__ == "__main__":
+    try:  # Hydra's own message for an unknown group option spans a dozen lines and exits 1
+        check_group_overrides(sys.argv[1:])
+    except ConfigError as err:
+        print(f"sinktop-eval: config error: {err}", file=sys.stderr)
+        sys.exit(2)
     main()

@@ -11,6 +11,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
+from hydra.core.override_parser.types import OverrideType
 from omegaconf import DictConfig, OmegaConf
 
 from .pruning import PRUNERS
@@ -20,6 +21,8 @@ REPO_ROOT = Path(__file__).resolve().parent.parent
 CONFIG_DIR = REPO_ROOT / "configs"
 TASKS_DIR = REPO_ROOT / "tasks"
 WANDB_MODES = ("auto", "offline", "online", "disabled")
+CHOICE_GROUPS = ("model", "pruner", "stop", "tasks")  # config groups chosen on the command line
+APPENDED_GROUPS = ("model", "pruner")  # not in the defaults list: chosen with +group=<option>
 
 
 class ConfigError(ValueError):
@@ -105,6 +108,37 @@ class RunSpec:
 def _plain(node: Any) -> dict:
     """A config node as a plain dict (missing or empty -> {})."""
     return OmegaConf.to_container(node, resolve=True) if OmegaConf.is_config(node) else dict(node or {})
+
+
+def check_group_overrides(args: list[str]) -> None:
+    """Command-line choices of the config groups (``+pruner=nope``, ``tasks=nope``, sweeps too) checked
+    against the files in configs/, so a typo fails with one line naming the valid options.
+
+    Anything this cannot parse is left to Hydra, which reports it itself.
+    """
+    from hydra.core.override_parser.overrides_parser import OverridesParser
+
+    parser = OverridesParser.create()
+    for arg in args:
+        if "=" not in arg or arg.startswith("-"):
+            continue  # flags (-m, --cfg job) and deletions
+        try:
+            override = parser.parse_override(arg)
+        except Exception:  # noqa: BLE001 - malformed: Hydra's own error names it
+            continue
+        group = override.key_or_group
+        if group not in CHOICE_GROUPS or override.package is not None or override.is_delete():
+            continue
+        try:
+            values = list(override.sweep_string_iterator()) if override.is_sweep_override() else [override.value()]
+        except Exception:  # noqa: BLE001 - e.g. glob sweeps, which Hydra expands itself
+            continue
+        options = group_options(group)
+        for value in values:
+            if value is not None and str(value) not in options:
+                raise ConfigError(f"{group}={value!r} is unknown; allowed: {', '.join(options)}")
+        if group in APPENDED_GROUPS and override.type == OverrideType.CHANGE:
+            raise ConfigError(f"{group} is not in the defaults list: write +{group}={','.join(map(str, values))}")
 
 
 def _number(name: str, value: Any, allowed: str, ok) -> float:

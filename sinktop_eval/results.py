@@ -172,7 +172,8 @@ def read_results(paths: Iterable[str | Path]) -> pd.DataFrame:
         if p.is_file():
             files.append(p)
         elif p.is_dir():
-            files.extend(sorted(p.rglob(RESULTS_FILE)))
+            # a forced re-run keeps the previous attempt as <run_id>.replaced-<time>/: not a result
+            files.extend(f for f in sorted(p.rglob(RESULTS_FILE)) if not any(".replaced-" in d for d in f.relative_to(p).parts))
         else:
             raise FileNotFoundError(f"results path {p} does not exist; pass run directories or results.csv files")
     if not files:

@@ -25,7 +25,7 @@ from omegaconf import OmegaConf
 from .config import ModelSpec, RunSpec
 from .provenance import code_version, environment_report
 from .results import RESULTS_FILE, atomic_write_csv, atomic_write_jsonl, atomic_write_text, results_rows, sample_logs
-from .task_env import prepare_task_environment
+from .task_env import TaskEnvironment, task_environment
 from .tracking import log_table_run
 
 log = logging.getLogger(__name__)
@@ -78,26 +78,34 @@ def run_columns(spec: RunSpec, judge_model: str | None) -> dict[str, Any]:
 def _start_fresh(run_dir: Path) -> None:
     """--force: keep the previous attempt aside instead of deleting anyone's finished work."""
     if run_dir.exists():
-        backup = run_dir.with_name(f"{run_dir.name}.replaced-{time.strftime('%Y%m%d-%H%M%S')}")
+        stamp = time.strftime("%Y%m%d-%H%M%S")
+        backup, n = run_dir.with_name(f"{run_dir.name}.replaced-{stamp}"), 1
+        while backup.exists():  # forced twice within a second: moving onto it would nest the old run inside
+            backup, n = run_dir.with_name(f"{run_dir.name}.replaced-{stamp}-{n}"), n + 1
         shutil.move(str(run_dir), str(backup))
         log.warning("force=true: previous results moved to %s", backup)
 
 
 def run_combination(spec: RunSpec, hydra_config: Any = None, backbones: BackboneCache = BACKBONES) -> RunOutcome:
     """Evaluate one combination unless its results already exist (or ``spec.force``)."""
-    from lmms_eval.evaluator import simple_evaluate
-
-    from .lmms import SinktopModel
-
     run_dir = spec.run_dir
     results_path = run_dir / RESULTS_FILE
     if results_path.exists() and not spec.force:
         log.warning("skip %s: already finished (%s); pass force=true to re-run", spec.run_id, results_path)
         return RunOutcome("skipped", run_dir, pd.read_csv(results_path))
-    if spec.force:
-        _start_fresh(run_dir)
+    # data, judge and task build: fails before any model loads; the variables it sets end with the run
+    with task_environment(spec) as task_env:
+        if spec.force:  # only once the run can start: a failed preflight leaves the finished results in place
+            _start_fresh(run_dir)
+        return _evaluate(spec, task_env, hydra_config, backbones)
 
-    task_env = prepare_task_environment(spec)  # data, judge and task build: fails before any model loads
+
+def _evaluate(spec: RunSpec, task_env: TaskEnvironment, hydra_config: Any, backbones: BackboneCache) -> RunOutcome:
+    from lmms_eval.evaluator import simple_evaluate
+
+    from .lmms import SinktopModel
+
+    run_dir, results_path = spec.run_dir, spec.run_dir / RESULTS_FILE
     run_dir.mkdir(parents=True, exist_ok=True)
     config_text = OmegaConf.to_yaml(OmegaConf.create({"run": spec.to_dict(), "hydra_config": hydra_config or {}}))
     atomic_write_text(run_dir / "config.yaml", config_text)
@@ -121,6 +129,7 @@ def run_combination(spec: RunSpec, hydra_config: Any = None, backbones: Backbone
     summary = {k: v for k, v in results.items() if k != "samples"}
     atomic_write_text(run_dir / "lmms_results.json", json.dumps(summary, indent=2, default=str))
     atomic_write_csv(results_path, rows)  # last: its presence marks the combination finished
+    (run_dir / "error.log").unlink(missing_ok=True)  # an earlier attempt's failure, now superseded
     log.warning("finished %s -> %s", spec.run_id, results_path)
 
     try:

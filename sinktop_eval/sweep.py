@@ -1,7 +1,7 @@
 """Sweep bookkeeping: every job's outcome in the sweep directory, and a summary when the sweep ends.
 
-Jobs never abort the sweep on a model/data failure (the failure is recorded and the next combination
-runs); the summary lists failures and the process exits 1 if there were any.
+Jobs never abort the sweep on a model, data or per-combination config failure (the failure is recorded
+and the next combination runs); the summary lists failures and the process exits 1 if there were any.
 """
 from __future__ import annotations
 

@@ -7,12 +7,16 @@ instead of after a 7B checkpoint has loaded.
 from __future__ import annotations
 
 import os
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, replace
 from pathlib import Path
 
 from . import judge
 from .config import TASKS_DIR, ConfigError, RunSpec
 
+# what preparing a run may set in os.environ (restored afterwards, so sweep jobs do not leak into each other)
+RUN_ENV_KEYS = ("SINKTOP_DATA_ROOT", "HF_HOME", "API_TYPE", "OPENAI_API_URL", "OPENAI_API_KEY", "MODEL_VERSION")
 # lmms-eval's VideoChatGPT tasks: without a judge they retry every call 5 x 5 s and then score 0
 BUILTIN_JUDGED_PREFIX = "videochatgpt_"
 
@@ -102,3 +106,18 @@ def prepare_task_environment(spec: RunSpec) -> TaskEnvironment:
                           "tasks=open_ended_local, which reports judge metrics as missing without one")
     return TaskEnvironment(judge_model=config.model if config.configured else None, leaf_tasks=leaves,
                            task_manager=manager)
+
+
+@contextmanager
+def task_environment(spec: RunSpec) -> Iterator[TaskEnvironment]:
+    """`prepare_task_environment` for the duration of one run; the process environment is restored after."""
+    saved = {key: os.environ.get(key) for key in RUN_ENV_KEYS}
+    try:
+        yield prepare_task_environment(spec)
+    finally:
+        for key, value in saved.items():
+            if value is None:
+                os.environ.pop(key, None)
+            else:
+                os.environ[key] = value
+        judge.configure(None)

@@ -1,0 +1,142 @@
+"""`python -m sinktop_eval` as a user runs it (a subprocess in the repo root): config errors are one line and
+exit 2, a missing data folder stops the run before any model loads, and a sweep survives a failed combination.
+
+Subprocesses see the session's smoke benchmark (SINKTOP_SMOKE_DIR), no judge, offline W&B, one torch
+thread, and the environment's SINKTOP_CACHE (where the tiny twins already are).
+"""
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+from sinktop_eval.config import ConfigError, check_group_overrides, group_options
+from sinktop_eval.smoke_data import SMOKE_ENV
+
+REPO_ROOT = Path(__file__).resolve().parents[2]
+DROPPED_ENV = ("SINKTOP_JUDGE_URL", "SINKTOP_JUDGE_KEY", "SINKTOP_JUDGE_MODEL", "OPENAI_API_URL", "OPENAI_API_KEY",
+               "MODEL_VERSION", "SINKTOP_DATA_ROOT", "SINKTOP_EVENTHALLUSION_DIR", "SINKTOP_VIDEOCOMP_DIR",
+               "SINKTOP_VIDEOCHATGPT_DIR", "SINKTOP_SKIP_MISSING_VIDEOS", "HYDRA_FULL_ERROR")
+FAST = ("limit=2", "frames=4", "max_new_tokens=4", "wandb.mode=disabled")
+
+
+def cli(*args: str, output_dir: Path, smoke_root: Path, timeout: float = 300) -> subprocess.CompletedProcess:
+    env = {k: v for k, v in os.environ.items() if k not in DROPPED_ENV}
+    env.update({SMOKE_ENV: str(smoke_root), "HF_HUB_OFFLINE": "1", "TRANSFORMERS_OFFLINE": "1",
+                "HF_DATASETS_OFFLINE": "1", "WANDB_MODE": "offline", "OMP_NUM_THREADS": "1",
+                "TOKENIZERS_PARALLELISM": "false"})
+    return subprocess.run([sys.executable, "-m", "sinktop_eval", *args, f"output_dir={output_dir}"], cwd=REPO_ROOT,
+                          env=env, capture_output=True, text=True, timeout=timeout)
+
+
+def stderr_lines(proc: subprocess.CompletedProcess) -> list[str]:
+    return [line for line in proc.stderr.splitlines() if line.strip()]
+
+
+# --------------------------------------------------------------------------- group choices, in-process
+
+
+@pytest.mark.parametrize("args,bad,group", [
+    (["+model=tiny_qwen25vl", "+pruner=nope"], "'nope'", "pruner"),
+    (["-m", "+model=tiny_qwen25vl", "+pruner=holitom,nope"], "'nope'", "pruner"),
+    (["+model=tiny_qwen25vl", "+pruner=choice(holitom,tome)"], "'tome'", "pruner"),
+    (["+model=tiny_qwen", "+pruner=holitom"], "'tiny_qwen'", "model"),
+    (["+model=tiny_qwen25vl", "+pruner=holitom", "tasks=nope"], "'nope'", "tasks"),
+    (["+model=tiny_qwen25vl", "+pruner=holitom", "stop=maybe"], "'maybe'", "stop"),
+])
+def test_unknown_group_choice_names_the_value_and_the_options(args, bad, group):
+    with pytest.raises(ConfigError) as err:
+        check_group_overrides(args)
+    message = str(err.value)
+    assert f"{group}={bad} is unknown" in message and "\n" not in message
+    assert message.endswith("allowed: " + ", ".join(group_options(group)))
+
+
+def test_valid_choices_and_other_overrides_pass():
+    check_group_overrides(["-m", "+model=tiny_qwen25vl,tiny_llava_ov", "+pruner=dense,holitom", "stop=off,on",
+                           "tasks=smoke", "ratio=0.1,0.25", "pruner.settings.tau=0.65", "output_dir=/x=y",
+                           "hydra.sweep.dir=/tmp/s", "~stop", "--cfg", "job", "+pruner=glob(*)"])
+
+
+def test_an_unparsable_override_does_not_hide_a_bad_choice_after_it():
+    with pytest.raises(ConfigError, match="pruner='nope' is unknown"):
+        check_group_overrides(["output_dir=/x=y", "+pruner=nope"])
+
+
+def test_group_chosen_without_plus_says_how_to_append_it():
+    with pytest.raises(ConfigError, match=r"pruner is not in the defaults list: write \+pruner=holitom"):
+        check_group_overrides(["+model=tiny_qwen25vl", "pruner=holitom"])
+
+
+# --------------------------------------------------------------------------- the CLI
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("args,expected", [
+    (["+model=tiny_qwen25vl", "+pruner=nope"], ["pruner='nope' is unknown", *group_options("pruner")]),
+    (["+model=tiny_qwen25vl", "+pruner=holitom", "ratio=1.5"], ["ratio=1.5 is invalid", "(0, 1]"]),
+    (["+pruner=holitom"], ["no model chosen", *group_options("model")]),
+    (["+model=tiny_qwen25vl", "+pruner=holitom", "tasks=nope"], ["tasks='nope' is unknown", *group_options("tasks")]),
+], ids=["unknown-pruner", "ratio", "missing-model", "unknown-tasks"])
+def test_config_errors_exit_2_with_one_line(args, expected, tmp_path, smoke_root):
+    proc = cli(*args, output_dir=tmp_path / "out", smoke_root=smoke_root)
+    assert proc.returncode == 2, proc.stderr
+    lines = stderr_lines(proc)
+    assert len(lines) == 1, proc.stderr
+    assert lines[0].startswith("sinktop-eval: config error: ")
+    for fragment in expected:
+        assert fragment in lines[0]
+    assert not (tmp_path / "out").exists() or not any(p.name != "_hydra" for p in (tmp_path / "out").iterdir())
+
+
+@pytest.mark.slow
+def test_missing_data_root_fails_naming_the_path_before_any_model_loads(tmp_path, smoke_root):
+    empty = tmp_path / "benchmarks"
+    empty.mkdir()
+    proc = cli("+model=tiny_qwen25vl", "+pruner=holitom", "tasks=hallucination", f"data_root={empty}", *FAST,
+               output_dir=tmp_path / "out", smoke_root=smoke_root)
+    assert proc.returncode == 1, proc.stderr
+    failure = [line for line in stderr_lines(proc) if "failed:" in line]
+    assert len(failure) == 1, proc.stderr
+    assert f"{empty}/EventHallusion" in failure[0] and "not found" in failure[0]
+    assert "Loading weights" not in proc.stderr + proc.stdout  # the checkpoint was never opened
+    assert not list((tmp_path / "out").rglob("generations.jsonl"))
+    assert not list((tmp_path / "out").rglob("results.csv"))
+    run_dirs = [p for p in (tmp_path / "out").iterdir() if p.name != "_hydra"]
+    assert len(run_dirs) == 1 and (run_dirs[0] / "error.log").exists()
+
+
+@pytest.mark.slow
+def test_sweep_records_failed_combinations_finishes_the_others_and_exits_1(tmp_path, smoke_root):
+    """visionzip: stop=sttp is a config error for it alone; uniform: holitom's `tau` is not one of its
+    settings, so it fails while the model is being built; holitom runs (last, after both failures)."""
+    out = tmp_path / "out"
+    proc = cli("-m", "+model=tiny_qwen25vl", "+pruner=visionzip,uniform,holitom", "stop=sttp",
+               "++pruner.settings.tau=0.5", *FAST, output_dir=out, smoke_root=smoke_root)
+    assert proc.returncode == 1, proc.stderr[-3000:]
+
+    sweeps = list((out / "_hydra").glob("multirun_*"))
+    assert len(sweeps) == 1
+    jobs = [json.loads(line) for line in (sweeps[0] / "sweep_runs.jsonl").read_text().splitlines()]
+    assert [j["status"] for j in jobs] == ["failed", "failed", "done"]
+    assert "pruner=visionzip" in jobs[0]["run_id"]
+    assert jobs[0]["error"].startswith("config error: stop=sttp needs a pruner with a temporal")
+    assert "_uniform_" in jobs[1]["run_id"] and "bad setting for pruner 'uniform'" in jobs[1]["error"]
+    assert (Path(jobs[1]["run_dir"]) / "error.log").exists()
+    assert not (Path(jobs[1]["run_dir"]) / "results.csv").exists()
+
+    holitom = Path(jobs[2]["run_dir"])
+    assert holitom.name.startswith("tiny_qwen25vl_holitom_stop-sttp_r0.1_smoke_limit2_")
+    results = pd.read_csv(holitom / "results.csv")
+    summary = pd.read_csv(sweeps[0] / "summary.csv")
+    assert set(summary["run_id"]) == {holitom.name}
+    pd.testing.assert_frame_equal(summary, results)
+
+    failed = [line for line in stderr_lines(proc) if line.startswith("FAILED ")]
+    assert any("stop=sttp" in line for line in failed) and any("_uniform_" in line for line in failed)
+    assert "2 combination(s) failed" in proc.stderr
