@@ -112,6 +112,18 @@ def test_missing_data_root_fails_naming_the_path_before_any_model_loads(tmp_path
 
 
 @pytest.mark.slow
+def test_an_unavailable_7b_checkpoint_fails_fast_saying_how_to_use_a_local_one(tmp_path, smoke_root):
+    """The hub is offline here and the 7B model is not cached: one line pointing at model.path."""
+    proc = cli("+model=qwen25vl", "+pruner=holitom", "tasks=smoke", *FAST, output_dir=tmp_path / "out",
+               smoke_root=smoke_root, timeout=120)
+    assert proc.returncode == 1, proc.stderr
+    failure = [line for line in stderr_lines(proc) if "failed:" in line]
+    assert len(failure) == 1, proc.stderr
+    assert "Qwen/Qwen2.5-VL-7B-Instruct" in failure[0] and "model.path=" in failure[0]
+    assert not list((tmp_path / "out").rglob("generations.jsonl"))
+
+
+@pytest.mark.slow
 def test_sweep_records_failed_combinations_finishes_the_others_and_exits_1(tmp_path, smoke_root):
     """visionzip: stop=sttp is a config error for it alone; uniform: holitom's `tau` is not one of its
     settings, so it fails while the model is being built; holitom runs (last, after both failures)."""
