@@ -75,6 +75,7 @@ class RunSpec:
     tasks: tuple[str, ...]
     output_dir: Path
     force: bool = False
+    rescore: bool = False
     data_root: str | None = None
     judge: dict = field(default_factory=dict)
     wandb: dict = field(default_factory=dict)
@@ -209,5 +210,5 @@ def resolve_run(cfg: DictConfig) -> RunSpec:
         mu_t=stop["mu_t"], mu_source=stop["mu_source"], gamma=float(gamma),
         ratio=1.0 if pruner == "dense" else float(ratio), frames=frames, seed=seed, limit=limit,
         max_new_tokens=max_new, tasks_label=tasks_label, tasks=tasks, output_dir=Path(str(cfg.output_dir)),
-        force=bool(cfg.get("force", False)), data_root=cfg.get("data_root"),
+        force=bool(cfg.get("force", False)), rescore=bool(cfg.get("rescore", False)), data_root=cfg.get("data_root"),
         judge=_plain(cfg.get("judge")), wandb=wandb)

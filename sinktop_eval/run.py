@@ -75,28 +75,35 @@ def run_columns(spec: RunSpec, judge_model: str | None) -> dict[str, Any]:
             "seed": spec.seed, "limit": spec.limit, "judge_model": judge_model, "code_version": code_version()}
 
 
-def _start_fresh(run_dir: Path) -> None:
-    """--force: keep the previous attempt aside instead of deleting anyone's finished work."""
-    if run_dir.exists():
-        stamp = time.strftime("%Y%m%d-%H%M%S")
-        backup, n = run_dir.with_name(f"{run_dir.name}.replaced-{stamp}"), 1
-        while backup.exists():  # forced twice within a second: moving onto it would nest the old run inside
-            backup, n = run_dir.with_name(f"{run_dir.name}.replaced-{stamp}-{n}"), n + 1
-        shutil.move(str(run_dir), str(backup))
-        log.warning("force=true: previous results moved to %s", backup)
+def _start_fresh(run_dir: Path) -> Path | None:
+    """force / rescore: keep the previous attempt aside instead of deleting anyone's finished work."""
+    if not run_dir.exists():
+        return None
+    stamp = time.strftime("%Y%m%d-%H%M%S")
+    backup, n = run_dir.with_name(f"{run_dir.name}.replaced-{stamp}"), 1
+    while backup.exists():  # forced twice within a second: moving onto it would nest the old run inside
+        backup, n = run_dir.with_name(f"{run_dir.name}.replaced-{stamp}-{n}"), n + 1
+    shutil.move(str(run_dir), str(backup))
+    log.warning("previous results of %s moved to %s", run_dir.name, backup)
+    return backup
 
 
 def run_combination(spec: RunSpec, hydra_config: Any = None, backbones: BackboneCache = BACKBONES) -> RunOutcome:
     """Evaluate one combination unless its results already exist (or ``spec.force``)."""
     run_dir = spec.run_dir
     results_path = run_dir / RESULTS_FILE
-    if results_path.exists() and not spec.force:
-        log.warning("skip %s: already finished (%s); pass force=true to re-run", spec.run_id, results_path)
+    if results_path.exists() and not (spec.force or spec.rescore):
+        log.warning("skip %s: already finished (%s); pass force=true to re-run, rescore=true to re-score its "
+                    "answers", spec.run_id, results_path)
         return RunOutcome("skipped", run_dir, pd.read_csv(results_path))
     # data, judge and task build: fails before any model loads; the variables it sets end with the run
     with task_environment(spec) as task_env:
-        if spec.force:  # only once the run can start: a failed preflight leaves the finished results in place
-            _start_fresh(run_dir)
+        if spec.force or spec.rescore:  # only now: a failed preflight leaves the finished results in place
+            backup = _start_fresh(run_dir)
+            if spec.rescore and backup is not None and (backup / GENERATIONS_FILE).exists():
+                # the saved answers are the resume point: every generation is reused, only scoring runs
+                run_dir.mkdir(parents=True, exist_ok=True)
+                shutil.copy2(backup / GENERATIONS_FILE, run_dir / GENERATIONS_FILE)
         return _evaluate(spec, task_env, hydra_config, backbones)
 
 

@@ -236,6 +236,29 @@ def test_force_reruns_and_moves_the_previous_run_aside(finished, backbones, back
     assert read_results([tmp_path])["timestamp"].unique().tolist() == outcome.rows["timestamp"].unique().tolist()
 
 
+def test_rescore_judges_the_saved_answers_without_generating(finished, backbones, backbone, monkeypatch,
+                                                            clean_task_env, stub_judge, use_judge, tmp_path):
+    """The finished run had no judge (judge metrics missing); with one configured, rescore fills them in."""
+    before = pd.read_csv(finished.spec.run_dir / "results.csv")
+    assert before.loc[before["metric"] == "desc_acc", "value"].isna().all()
+    spec, cfg = compose_spec(tmp_path, "rescore=true", "wandb.mode=disabled")
+    shutil.copytree(finished.spec.run_dir, spec.run_dir)
+    spy = GenerateSpy(backbone, fail_after=0)  # any generation would raise
+    monkeypatch.setattr(backbone, "generate", spy)
+    use_judge(stub_judge().url)
+
+    outcome = run_combination(spec, cfg, backbones=backbones)
+    assert outcome.status == "done" and spy.calls == 0
+    after = pd.read_csv(spec.run_dir / "results.csv")
+    judged = after[after["metric"].isin(["desc_acc", "ci", "tu", "co", "judge_failures"])]
+    assert len(judged) >= 5 and judged["value"].notna().all() and after["judge_model"].eq("stub-judge").all()
+    unjudged = ["binary_acc", "activitynet_acc", "acc"]
+    pd.testing.assert_series_equal(
+        after[after["metric"].isin(unjudged)].sort_values(["task", "metric"])["value"].reset_index(drop=True),
+        before[before["metric"].isin(unjudged)].sort_values(["task", "metric"])["value"].reset_index(drop=True))
+    assert [p.name for p in tmp_path.iterdir() if ".replaced-" in p.name]  # the unjudged run kept aside
+
+
 def test_forced_run_failing_its_preflight_leaves_the_finished_run_in_place(finished, backbones, backbone, monkeypatch,
                                                                           clean_task_env, use_judge,
                                                                           closed_port_url, tmp_path):
