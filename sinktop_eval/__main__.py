@@ -6,6 +6,7 @@ combinations are skipped, so re-running an interrupted sweep loses nothing.
 from __future__ import annotations
 
 import logging
+import os
 import sys
 import traceback
 from pathlib import Path
@@ -27,9 +28,19 @@ def _print_rows(rows) -> None:
     print(shown.to_string(index=False, na_rep="missing"))
 
 
+def _lmms_eval_log_level() -> None:
+    """lmms-eval logs through loguru, whose default handler prints DEBUG (hundreds of task-index lines per
+    run); keep its INFO and up. LMMS_EVAL_VERBOSITY=DEBUG brings the rest back."""
+    from loguru import logger
+
+    logger.remove()
+    logger.add(sys.stderr, level=os.environ.get("LMMS_EVAL_VERBOSITY", "INFO").upper())
+
+
 @hydra.main(version_base=None, config_path="../configs", config_name="config")
 def main(cfg: DictConfig) -> None:
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
+    _lmms_eval_log_level()
     multirun = HydraConfig.get().mode == RunMode.MULTIRUN
     sweep_dir = Path(HydraConfig.get().sweep.dir) if multirun else None
     try:

@@ -43,7 +43,9 @@ def summarise(sweep_dir: Path) -> tuple[pd.DataFrame, list[dict[str, Any]]]:
     rows = pd.concat(frames, ignore_index=True) if frames else pd.DataFrame()
     if not rows.empty:  # a combination listed twice (e.g. dense with stop=on and off) counts once
         rows = rows.drop_duplicates(subset=["run_id", "task", "split", "metric"], keep="last")
-    return rows, [j for j in jobs if j["status"] == "failed"]
+    # a combination listed twice (dense with stop=off,on resolves to one run) reports its last outcome once
+    last = {j["run_id"]: j for j in jobs}
+    return rows, [j for j in last.values() if j["status"] == "failed"]
 
 
 class SweepSummary(Callback):

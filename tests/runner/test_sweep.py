@@ -20,7 +20,7 @@ def fake_run(root, run_id: str, metrics: dict[str, float]):
 @pytest.fixture
 def sweep(tmp_path):
     """A sweep dir whose log has: a done run, a skipped one, the done one again (dense under stop=on and
-    off is one combination) and two failures (one without a run dir: a config error)."""
+    off is one combination) and two failures (one without a run dir: a config error), one of them twice."""
     sweep_dir = tmp_path / "_hydra" / "multirun_x"
     a = fake_run(tmp_path, "A", {"acc": 0.5, "ci": 3.0})
     b = fake_run(tmp_path, "B", {"acc": 0.25})
@@ -31,7 +31,8 @@ def sweep(tmp_path):
                   {"run_id": "C", "run_dir": str(crashed), "status": "failed", "error": "CUDA out of memory"},
                   {"run_id": "+pruner=visionzip,stop=sttp", "run_dir": None, "status": "failed",
                    "error": "config error: stop=sttp needs holitom"},
-                  {"run_id": "A", "run_dir": str(a), "status": "skipped"}):
+                  {"run_id": "A", "run_dir": str(a), "status": "skipped"},
+                  {"run_id": "C", "run_dir": str(crashed), "status": "failed", "error": "CUDA out of memory"}):
         record_job(sweep_dir, entry)
     return sweep_dir
 
@@ -42,14 +43,14 @@ def multirun_config(sweep_dir):
 
 def test_jobs_are_appended_one_json_line_each(sweep):
     lines = (sweep / SWEEP_LOG).read_text().splitlines()
-    assert len(lines) == 5 and [j["run_id"] for j in read_jobs(sweep)][:3] == ["A", "B", "C"]
+    assert len(lines) == 6 and [j["run_id"] for j in read_jobs(sweep)][:3] == ["A", "B", "C"]
     assert read_jobs(sweep.parent / "elsewhere") == []
 
 
 def test_summary_has_each_finished_run_once_and_lists_the_failures(sweep):
     rows, failed = summarise(sweep)
     assert sorted(zip(rows["run_id"], rows["metric"])) == [("A", "acc"), ("A", "ci"), ("B", "acc")]
-    assert [j["run_id"] for j in failed] == ["C", "+pruner=visionzip,stop=sttp"]
+    assert sorted(j["run_id"] for j in failed) == ["+pruner=visionzip,stop=sttp", "C"]  # C failed twice: once
 
 
 def test_sweep_end_writes_summary_csv_and_exits_1_naming_the_failures(sweep, capsys):
