@@ -186,8 +186,9 @@ def warn_no_judge(what: str = JUDGED_METRICS) -> bool:
         if _warned_no_judge:
             return False
         _warned_no_judge = True
-    log.warning("no LLM judge configured (set %s and %s, optionally %s): %s are reported as missing (NaN); "
-                "everything else is scored as usual", ENV_URL, ENV_MODEL, ENV_KEY, what)
+    log.warning("no LLM judge configured (set %s and %s, optionally %s; or judge.url= judge.model= with "
+                "python -m sinktop_eval): %s are reported as missing (NaN); everything else is scored as usual",
+                ENV_URL, ENV_MODEL, ENV_KEY, what)
     return True
 
 
