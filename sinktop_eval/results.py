@@ -7,15 +7,15 @@ from __future__ import annotations
 
 import json
 import math
-import os
 import re
-import tempfile
 from collections.abc import Iterable
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
 import pandas as pd
+
+from .atomic_files import atomic_write_text
 
 # design.md "Results": one row per (run, task, metric)
 COLUMNS = [
@@ -26,20 +26,6 @@ COLUMNS = [
 ]
 RESULTS_FILE = "results.csv"
 COST_KEYS = ("vision_s", "pruning_s", "prefill_s", "decode_s")
-
-
-def atomic_write_text(path: Path, text: str) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as handle:
-            handle.write(text)
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
 
 
 def atomic_write_csv(path: Path, frame: pd.DataFrame) -> None:

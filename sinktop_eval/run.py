@@ -22,9 +22,10 @@ from typing import Any
 import pandas as pd
 from omegaconf import OmegaConf
 
+from .atomic_files import atomic_write_text
 from .config import ModelSpec, RunSpec
 from .provenance import code_version, environment_report
-from .results import RESULTS_FILE, atomic_write_csv, atomic_write_jsonl, atomic_write_text, results_rows, sample_logs
+from .results import RESULTS_FILE, atomic_write_csv, atomic_write_jsonl, results_rows, sample_logs
 from .task_env import TaskEnvironment, task_environment
 from .tracking import log_table_run
 

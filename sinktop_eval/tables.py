@@ -16,7 +16,8 @@ from pathlib import Path
 
 import pandas as pd
 
-from .results import atomic_write_text, read_results
+from .atomic_files import atomic_write_text
+from .results import read_results
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 PAPER_REFERENCE = REPO_ROOT / "results" / "paper" / "paper_reference.csv"

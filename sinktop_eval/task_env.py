@@ -41,7 +41,6 @@ def root_cause(err: BaseException) -> BaseException:
 @dataclass
 class TaskEnvironment:
     judge_model: str | None
-    leaf_tasks: list[str]
     task_manager: object  # lmms_eval.tasks.TaskManager, reused by simple_evaluate
 
 
@@ -104,8 +103,7 @@ def prepare_task_environment(spec: RunSpec) -> TaskEnvironment:
         raise ConfigError(f"tasks {list(spec.tasks)} include lmms-eval's VideoChatGPT tasks, which need an LLM judge; "
                           "set judge.url and judge.model (or SINKTOP_JUDGE_URL / SINKTOP_JUDGE_MODEL), or use "
                           "tasks=open_ended_local, which reports judge metrics as missing without one")
-    return TaskEnvironment(judge_model=config.model if config.configured else None, leaf_tasks=leaves,
-                           task_manager=manager)
+    return TaskEnvironment(judge_model=config.model if config.configured else None, task_manager=manager)
 
 
 @contextmanager

@@ -19,9 +19,9 @@ from lmms_eval.api.instance import Instance
 from lmms_eval.api.model import lmms
 from tqdm import tqdm
 
+from ..atomic_files import atomic_write_text
 from ..backbones import load_backbone
 from ..pruning import PRUNERS, build_pruner
-from ..results import atomic_write_text
 from ..pruning.defaults import stop_parameters
 
 log = logging.getLogger(__name__)
