@@ -1,8 +1,10 @@
 #!/usr/bin/env python
 """Build the synthetic smoke benchmark (all task layouts, tiny videos) into OUT_DIR.
 
-    python scripts/make_smoke_data.py data/smoke            # the default location the smoke tasks read
     python scripts/make_smoke_data.py /tmp/smoke --seed 3   # then: SINKTOP_SMOKE_DIR=/tmp/smoke
+
+The smoke task set (and SINKTOP_DATA_ROOT=builtin:smoke) builds it on demand at $SINKTOP_SMOKE_DIR,
+default ~/.cache/sinktop_eval/smoke; this script builds one ahead of time, e.g. on a shared filesystem.
 
 Deterministic from --seed. An existing complete build of the same seed is kept unless --force.
 """
@@ -13,9 +15,7 @@ import sys
 import time
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # run from a checkout without installing
-
-from sinktop_eval.smoke_data import DEFAULT_SEED, build_smoke_data, ensure_smoke_data, read_manifest
+from sinktop_eval.benchmarks.smoke_data import DEFAULT_SEED, build_smoke_data, ensure_smoke_data, read_manifest
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -17,13 +17,13 @@ from pathlib import Path
 import torch
 
 from sinktop_eval.backbones import load_backbone
-from sinktop_eval.plots import sink_heatmap
+from sinktop_eval.report.plots import sink_heatmap
 from sinktop_eval.pruning import sink_score
 
 
 def default_video() -> Path:
     """The first EventHallusion-style smoke clip (a constant bright patch: a planted sink)."""
-    from sinktop_eval.smoke_data import ensure_smoke_data
+    from sinktop_eval.benchmarks.smoke_data import ensure_smoke_data
 
     root = ensure_smoke_data()
     return sorted((root / "EventHallusion" / "videos").rglob("*.mp4"))[0]

@@ -15,12 +15,14 @@ from typing import Any
 
 import pandas as pd
 
-from .atomic_files import atomic_write_text
+from .files import atomic_write_text
 
-# design.md "Results": one row per (run, task, metric)
+# design.md "Results": one row per (run, task, metric). `family` (the backbone's architecture) and
+# `benchmark` (the task set's name for what a task measures) are what tables select by.
 COLUMNS = [
-    "run_id", "timestamp", "backbone", "checkpoint", "pruner", "stop", "mu_s", "mu_t", "mu_source", "gamma",
-    "ratio", "frames", "seed", "limit", "task", "split", "metric", "value", "n_samples", "kept_visual_tokens",
+    "run_id", "timestamp", "backbone", "family", "weights", "checkpoint", "pruner", "pruner_settings", "stop", "mu_s",
+    "mu_t", "mu_source", "gamma", "ratio", "frames", "seed", "limit", "benchmark", "task", "split", "metric", "value",
+    "n_samples", "kept_visual_tokens",
     "dense_visual_tokens", "prefill_tflops", "prefill_tflops_dense", "latency_s", "peak_mem_gb", "judge_model",
     "code_version",
 ]
@@ -105,14 +107,18 @@ def duration_accuracies(lmms_results: dict) -> list[tuple[str, str, str, float, 
     return rows
 
 
-def results_rows(run: dict[str, Any], lmms_results: dict, records: list[dict]) -> pd.DataFrame:
+def results_rows(run: dict[str, Any], lmms_results: dict, records: list[dict],
+                 benchmark_of: dict[str, str] | None = None) -> pd.DataFrame:
     """Rows for every numeric metric of every task and group in an lmms-eval results dict.
 
-    ``run`` carries the run-level columns (run_id, backbone, pruner, ...). Cost columns are the means
+    ``run`` carries the run-level columns (run_id, backbone, pruner, ...); ``benchmark_of`` names the
+    benchmark of each task the task set lists (the subtasks of a listed group get none: the group's row is
+    the benchmark's number, theirs are details). Cost columns are the means
     over the model records of the task's leaf subtasks. A metric the task reports as missing (e.g. a
     judge metric with no judge configured) becomes an empty value, not a zero.
     """
     timestamp = datetime.now(timezone.utc).isoformat(timespec="seconds")
+    benchmark_of = benchmark_of or {}
     n_samples = lmms_results.get("n-samples", {})
     rows = []
     for task, metrics in lmms_results.get("results", {}).items():
@@ -126,12 +132,12 @@ def results_rows(run: dict[str, Any], lmms_results: dict, records: list[dict]) -
             metric, filt = parsed
             if value is not None and _as_value(value) is None and not (isinstance(value, float)):
                 continue  # non-numeric payloads (lists, dicts) are not table metrics
-            rows.append({**run, "timestamp": timestamp, "task": task, "split": filt, "metric": metric,
-                         "value": _as_value(value), "n_samples": count, **costs})
+            rows.append({**run, "timestamp": timestamp, "benchmark": benchmark_of.get(task), "task": task,
+                         "split": filt, "metric": metric, "value": _as_value(value), "n_samples": count, **costs})
     for task, split, metric, value, count in duration_accuracies(lmms_results):
         costs = cost_summary([r for r in records if r.get("task") == task])
-        rows.append({**run, "timestamp": timestamp, "task": task, "split": split, "metric": metric, "value": value,
-                     "n_samples": count, **costs})
+        rows.append({**run, "timestamp": timestamp, "benchmark": benchmark_of.get(task), "task": task, "split": split,
+                     "metric": metric, "value": value, "n_samples": count, **costs})
     frame = pd.DataFrame(rows)
     for column in COLUMNS:
         if column not in frame:

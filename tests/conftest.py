@@ -23,15 +23,15 @@ from pathlib import Path
 
 import pytest
 
-from sinktop_eval import judge
-from sinktop_eval.smoke_data import SMOKE_ENV, build_smoke_data
+from sinktop_eval.benchmarks import judge
+from sinktop_eval.benchmarks.common import BUILTIN_SMOKE, DATA_ROOT_ENV
+from sinktop_eval.benchmarks.smoke_data import SMOKE_ENV, build_smoke_data
+from sinktop_eval.resources import TASKS_DIR
 
-REPO_ROOT = Path(__file__).resolve().parents[1]
-TASKS_DIR = REPO_ROOT / "tasks"
 JUDGE_ENV = ("SINKTOP_JUDGE_URL", "SINKTOP_JUDGE_KEY", "SINKTOP_JUDGE_MODEL", "SINKTOP_JUDGE_RETRIES",
              "SINKTOP_JUDGE_BACKOFF", "SINKTOP_JUDGE_TIMEOUT", "OPENAI_API_URL", "OPENAI_API_KEY", "MODEL_VERSION")
 DATA_ENV = ("SINKTOP_DATA_ROOT", "SINKTOP_EVENTHALLUSION_DIR", "SINKTOP_VIDEOCOMP_DIR", "SINKTOP_VIDEOCHATGPT_DIR",
-            "SINKTOP_SKIP_MISSING_VIDEOS")
+            "SINKTOP_MVBENCH_DIR", "SINKTOP_SKIP_MISSING_VIDEOS")
 
 
 @pytest.fixture(scope="session")
@@ -44,11 +44,12 @@ def smoke_root(tmp_path_factory) -> Path:
 
 @pytest.fixture
 def clean_task_env(monkeypatch, tmp_path, smoke_root):
-    """No judge unless a test sets one; judge cache in tmp; smoke tasks read the session build."""
+    """No judge unless a test sets one; judge cache in tmp; tasks read the session build of the smoke data."""
     for name in JUDGE_ENV + DATA_ENV:
         monkeypatch.delenv(name, raising=False)
     monkeypatch.setenv("SINKTOP_CACHE", str(tmp_path / "cache"))
     monkeypatch.setenv(SMOKE_ENV, str(smoke_root))
+    monkeypatch.setenv(DATA_ROOT_ENV, BUILTIN_SMOKE)
     judge.reset()
     yield
     judge.reset()

@@ -82,3 +82,28 @@ def adapter_for(path: str | Path) -> type[Backbone]:
         raise UnsupportedCheckpointError(f"checkpoint {path} has model_type={model_type!r}; supported: "
                                          f"{', '.join(ADAPTERS)} (Qwen2.5-VL, LLaVA-OneVision)")
     return ADAPTERS[model_type]
+
+
+@dataclass(frozen=True)
+class BackboneInfo:
+    """What results and tables need to know about a backbone, without loading it."""
+
+    family: str  # the adapter's family (qwen25vl, llava_ov): SToP values and paper tables are keyed by it
+    weights: str  # "pretrained", or "random" for an offline twin (a pipeline check, not a measurement)
+    checkpoint: str  # what the weights are: the hub id, the local directory, or the twin's name
+
+
+def backbone_info(name: str, path: str | Path | None = None) -> BackboneInfo:
+    """Family and kind of weights of a registered name or a checkpoint directory (reads config.json only)."""
+    by_hub_id = {spec.checkpoint: key for key, spec in BACKBONES.items() if spec.checkpoint}
+    spec = BACKBONES.get(by_hub_id.get(name, name))
+    if spec is None and path is None and Path(name).is_dir():
+        return BackboneInfo(adapter_for(name).family, "pretrained", str(name))
+    if spec is None:
+        raise UnknownBackboneError(f"backbone={name!r} is unknown; allowed: {', '.join(BACKBONES)}, "
+                                   "or a local checkpoint directory with a config.json")
+    if path is not None:
+        return BackboneInfo(spec.adapter.family, "pretrained", str(path))
+    if spec.checkpoint is None:
+        return BackboneInfo(spec.adapter.family, "random", f"{by_hub_id.get(name, name)} (offline twin, random weights)")
+    return BackboneInfo(spec.adapter.family, "pretrained", spec.checkpoint)

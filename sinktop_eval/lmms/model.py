@@ -19,15 +19,13 @@ from lmms_eval.api.instance import Instance
 from lmms_eval.api.model import lmms
 from tqdm import tqdm
 
-from ..atomic_files import atomic_write_text
 from ..backbones import load_backbone
-from ..pruning import PRUNERS, build_pruner
-from ..pruning.defaults import stop_parameters
+from ..combination import Combination, resolve_combination
+from ..files import atomic_write_text
 
 log = logging.getLogger(__name__)
 
-PRUNER_ALIASES = {"none": "dense"}
-BACKBONE_KWARGS = ("dtype", "device", "attn_implementation", "path")
+BACKBONE_KWARGS = ("dtype", "device", "attn_implementation")
 
 
 class SinktopModelError(SystemExit):
@@ -36,13 +34,6 @@ class SinktopModelError(SystemExit):
     A ``SystemExit`` on purpose: the lmms-eval CLI catches every ``Exception`` and still exits 0, which
     would let a broken sweep look finished. This one passes through it and exits 1 with its message.
     """
-
-
-def _stop_mode(value: Any) -> str:
-    """lmms-eval parses ``stop=true`` into a bool; accept it as on/off."""
-    if isinstance(value, bool):
-        return "on" if value else "off"
-    return str(value).lower()
 
 
 def parse_visual(visuals: Any) -> tuple[str, float | None, float | None]:
@@ -71,41 +62,41 @@ class SinktopModel(lmms):
     is_simple = True
 
     def __init__(self, backbone: Any = "tiny_qwen25vl", pruner: str = "holitom", stop: Any = "on",
-                 ratio: float = 0.1, mu_s: float | None = None, mu_t: float | None = None, gamma: float = 1.1,
+                 ratio: float = 0.1, mu_s: float | None = None, mu_t: float | None = None, gamma: float | None = None,
                  frames: int = 32, max_new_tokens: int | None = None, seed: int = 0, batch_size: Any = 1,
-                 records_path: str | None = None, **kwargs: Any) -> None:
+                 records_path: str | None = None, path: str | None = None, combination: Combination | None = None,
+                 **kwargs: Any) -> None:
+        """Either the combination's parts (as lmms-eval's ``--model_args`` give them: ``backbone`` is a name)
+        or a ``combination`` already resolved by the runner with a loaded ``backbone`` adapter."""
         super().__init__()
         try:
-            self._setup(backbone, pruner, stop, ratio, mu_s, mu_t, gamma, frames, max_new_tokens, seed,
-                        batch_size, kwargs)
+            self._setup(backbone, combination, pruner, stop, ratio, mu_s, mu_t, gamma, seed, path, frames,
+                        max_new_tokens, batch_size, kwargs)
             self._open_records(records_path)
         except SinktopModelError:
             raise
         except Exception as err:  # noqa: BLE001 - re-raised so the CLI cannot exit 0
             raise SinktopModelError(f"sinktop model setup failed: {err}") from err
 
-    def _setup(self, backbone, pruner, stop, ratio, mu_s, mu_t, gamma, frames, max_new_tokens, seed,
-               batch_size, kwargs) -> None:
+    def _setup(self, backbone, combination, pruner, stop, ratio, mu_s, mu_t, gamma, seed, path, frames,
+               max_new_tokens, batch_size, kwargs) -> None:
         if batch_size not in (None, 1, "1", "auto"):
             raise ValueError(f"batch_size={batch_size!r} is unsupported; allowed: 1 (one video per forward, as the paper)")
         kwargs.pop("max_batch_size", None)
         backbone_kwargs = {k: kwargs.pop(k) for k in BACKBONE_KWARGS if kwargs.get(k) is not None}
         kwargs.pop("device", None)
-        pruner_settings = {k[len("pruner_"):]: v for k, v in list(kwargs.items()) if k.startswith("pruner_")}
-        unknown = sorted(set(kwargs) - {f"pruner_{k}" for k in pruner_settings})
-        if unknown:
-            raise ValueError(f"unknown model_args {unknown}; allowed: backbone, pruner, stop, ratio, mu_s, mu_t, gamma, "
-                             f"frames, max_new_tokens, seed, {', '.join(BACKBONE_KWARGS)}, pruner_<setting>")
-
-        name = PRUNER_ALIASES.get(str(pruner), str(pruner))
-        if name not in PRUNERS:
-            raise ValueError(f"pruner={pruner!r} is unknown; allowed: {', '.join(PRUNERS)} (or none)")
-        self.backbone = load_backbone(backbone, **backbone_kwargs) if isinstance(backbone, str) else backbone
-        self.family = getattr(self.backbone, "family", str(backbone).removeprefix("tiny_"))
-        self.stop_settings = stop_parameters(name, self.family, _stop_mode(stop), mu_s, mu_t)
-        effective_ratio = 1.0 if name == "dense" else ratio
-        self.pruner = build_pruner(name, effective_ratio, mu_s=self.stop_settings["mu_s"],
-                                   mu_t=self.stop_settings["mu_t"], gamma=gamma, seed=int(seed), **pruner_settings)
+        settings = {k[len("pruner_"):]: kwargs.pop(k) for k in list(kwargs) if k.startswith("pruner_")}
+        if kwargs:
+            raise ValueError(f"unknown model_args {sorted(kwargs)}; allowed: backbone, pruner, stop, ratio, mu_s, mu_t, "
+                             f"gamma, frames, max_new_tokens, seed, path, {', '.join(BACKBONE_KWARGS)}, pruner_<setting>")
+        if combination is None:  # resolved (and so validated) before any weights load
+            name = backbone if isinstance(backbone, str) else backbone.name
+            combination = resolve_combination(name, pruner, stop, ratio, mu_s=mu_s, mu_t=mu_t, gamma=gamma,
+                                              seed=int(seed), settings=settings, path=path)
+        self.combination = combination
+        self.pruner = combination.pruner
+        self.backbone = (load_backbone(backbone, path=path, **backbone_kwargs) if isinstance(backbone, str)
+                         else backbone)
         self.frames = int(frames)
         self.max_new_tokens = int(max_new_tokens) if max_new_tokens else None
         self.records: list[dict[str, Any]] = []
@@ -135,14 +126,12 @@ class SinktopModel(lmms):
 
     def describe(self) -> dict[str, Any]:
         """The settings that identify this combination in results files."""
-        return {"backbone": getattr(self.backbone, "name", self.family), "family": self.family,
-                "checkpoint": str(getattr(self.backbone, "checkpoint", "")), **self.pruner.describe(),
-                **{k: self.stop_settings[k] for k in ("stop", "mu_source")}, "frames": self.frames}
+        return {**self.combination.describe(), "frames": self.frames}
 
     # -- lmms-eval protocol -----------------------------------------------------------------------------
     def generate_until(self, requests: list[Instance]) -> list[str]:
         answers = []
-        label = f"{self.describe()['backbone']} {self.pruner.name} r={self.pruner.describe()['ratio']} stop={self.stop_settings['stop']}"
+        label = self.combination.label
         for request in tqdm(requests, desc=f"Generating ({label})", unit="req"):
             context, gen_kwargs, doc_to_visual, doc_id, task, split = request.args
             try:

@@ -3,8 +3,8 @@
     <dir>/questions/{entire,mix,misleading}_questions.json      (older releases: interleave_questions.json)
     <dir>/videos/{entire,interleave,misleading}/<id>.mp4         (mix ids live in videos/interleave/)
 
-<dir> is $SINKTOP_EVENTHALLUSION_DIR, else $SINKTOP_DATA_ROOT/EventHallusion (the smoke task: the
-synthetic copy under $SINKTOP_SMOKE_DIR). One task holds two kinds of docs, ordered round-robin over
+<dir> is $SINKTOP_EVENTHALLUSION_DIR, else $SINKTOP_DATA_ROOT/EventHallusion (under
+SINKTOP_DATA_ROOT=builtin:smoke: the synthetic copy). One task holds two kinds of docs, ordered round-robin over
 the splits so ``--limit`` still samples all three:
 
 * binary: one per question, prompt = question + "\\nPlease answer yes or no:"; correct when the reply's
@@ -23,11 +23,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
-
-from sinktop_eval import task_common as common  # noqa: E402
-
-from sinktop_eval import judge
-from sinktop_eval.answers import yes_no_correct
+from sinktop_eval.benchmarks import common, judge
+from sinktop_eval.benchmarks.answers import yes_no_correct
 
 BENCHMARK = "EventHallusion"
 ENV_VAR = "SINKTOP_EVENTHALLUSION_DIR"
@@ -107,18 +104,7 @@ def _record_docs(base: Path, split: str, record: dict) -> list[dict]:
     return docs
 
 
-def eventhallusion_docs(dataset):
-    """process_docs of sinktop_eventhallusion: the placeholder dataset is replaced by the release's docs."""
-    judge.new_run()
-    base, how = common.benchmark_dir(BENCHMARK, ENV_VAR)
-    return common.to_dataset(load_docs(base, how))
-
-
-def smoke_eventhallusion_docs(dataset):
-    """process_docs of sinktop_smoke_eventhallusion: the same loader over the synthetic copy."""
-    judge.new_run()
-    base, how = common.smoke_dir(BENCHMARK)
-    return common.to_dataset(load_docs(base, how))
+eventhallusion_docs = common.docs_of(load_docs, BENCHMARK, ENV_VAR, on_build=judge.new_run)
 
 
 # --------------------------------------------------------------------------- prompting

@@ -2,7 +2,7 @@
 
     <dir>/{Generic,Temporal,Consistency}/*.parquet      <dir>/Test_Videos/<video_name>.{mp4,MP4,mkv,avi,mov}
 
-<dir> is $SINKTOP_VIDEOCHATGPT_DIR, else $SINKTOP_DATA_ROOT/VideoChatGPT (smoke: the synthetic copy).
+<dir> is $SINKTOP_VIDEOCHATGPT_DIR, else $SINKTOP_DATA_ROOT/VideoChatGPT (builtin:smoke: the synthetic copy).
 Prompts and judging are lmms-eval's own videochatgpt code (`lmms_eval.tasks.videochatgpt.utils`: its
 doc_to_text, its judge prompts and HTTP calls in get_eval_generic / get_eval_consistency, its
 score averaging), pointed at our judge (`sinktop_eval.judge`: the module's URL / key / model / retry
@@ -17,6 +17,7 @@ row is skipped, as lmms-eval does). Each task also reports judge_failures (a cou
 """
 from __future__ import annotations
 
+import functools
 import hashlib
 import importlib
 import json
@@ -24,10 +25,7 @@ import math
 import os
 from pathlib import Path
 
-
-from sinktop_eval import task_common as common  # noqa: E402
-
-from sinktop_eval import judge
+from sinktop_eval.benchmarks import common, judge
 
 BENCHMARK = "VideoChatGPT"
 ENV_VAR = "SINKTOP_VIDEOCHATGPT_DIR"
@@ -68,35 +66,14 @@ def load_docs(base: Path, how: str, config: str) -> list[dict]:
     return common.check_videos(docs, f"{BENCHMARK} {config}", base / "Test_Videos", ENV_VAR)
 
 
-def _docs(config: str, smoke: bool):
+def _new_run() -> None:
     judge.new_run()
     common.MEMO.clear()  # consistency judgements are remembered within one run only
-    base, how = common.smoke_dir(BENCHMARK) if smoke else common.benchmark_dir(BENCHMARK, ENV_VAR)
-    return common.to_dataset(load_docs(base, how, config))
 
 
-def generic_docs(dataset):
-    return _docs("Generic", smoke=False)
-
-
-def temporal_docs(dataset):
-    return _docs("Temporal", smoke=False)
-
-
-def consistency_docs(dataset):
-    return _docs("Consistency", smoke=False)
-
-
-def smoke_generic_docs(dataset):
-    return _docs("Generic", smoke=True)
-
-
-def smoke_temporal_docs(dataset):
-    return _docs("Temporal", smoke=True)
-
-
-def smoke_consistency_docs(dataset):
-    return _docs("Consistency", smoke=True)
+generic_docs, temporal_docs, consistency_docs = (
+    common.docs_of(functools.partial(load_docs, config=config), BENCHMARK, ENV_VAR, on_build=_new_run)
+    for config in CONFIGS)
 
 
 # --------------------------------------------------------------------------- prompting (lmms-eval's)

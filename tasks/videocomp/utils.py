@@ -3,11 +3,11 @@
     <dir>/activitynet_comp_val.json     <dir>/activitynet_video/v_<video_id>.{mp4,mkv,webm}
     <dir>/youcook2_comp_val.json        <dir>/raw_videos/video/<video_id>.{mp4,mkv,webm}
 
-<dir> is $SINKTOP_VIDEOCOMP_DIR, else $SINKTOP_DATA_ROOT/VideoComp (smoke: the synthetic copy). A video
+<dir> is $SINKTOP_VIDEOCOMP_DIR, else $SINKTOP_DATA_ROOT/VideoComp (builtin:smoke: the synthetic copy). A video
 not at those paths is looked up by file name anywhere below activitynet_video/ or raw_videos/.
 
 Each item is shown only its query window: ``query_video/start_time`` .. ``query_video/end_time``, stored
-in microseconds (divided by MICROSECONDS_PER_SECOND; SToP reads them the same way) and taken as absolute
+in microseconds (divided by common.MICROSECONDS_PER_SECOND; SToP reads them the same way) and taken as absolute
 times in the video. ``doc_to_visual`` returns ``[{"path", "start", "end"}]`` (seconds).
 The prompt is the item's ``question`` (which lists the options, "(A) ... (B) ...") plus an instruction
 to answer with the letter; a reply is read by `sinktop_eval.answers.parse_choice` (letter or option
@@ -15,18 +15,16 @@ text) and is correct when it picks ``answer``. Metric: <source>_acc (percent), o
 """
 from __future__ import annotations
 
+import functools
 import math
 import re
 from pathlib import Path
 
-
-from sinktop_eval import task_common as common  # noqa: E402
-
-from sinktop_eval.answers import answer_letter, parse_choice
+from sinktop_eval.benchmarks import common
+from sinktop_eval.benchmarks.answers import answer_letter, parse_choice
 
 BENCHMARK = "VideoComp"
 ENV_VAR = "SINKTOP_VIDEOCOMP_DIR"
-MICROSECONDS_PER_SECOND = 1_000_000  # VideoComp's time fields are in microseconds
 START_KEY, END_KEY = "query_video/start_time", "query_video/end_time"
 POST_PROMPT = "\nAnswer with the option's letter from the given choices directly."
 SOURCES = {
@@ -71,7 +69,7 @@ def _video_path(base: Path, source: str, video_id: str, index: dict | None) -> t
 
 def _seconds(value) -> float:
     try:
-        return float(value) / MICROSECONDS_PER_SECOND
+        return float(value) / common.MICROSECONDS_PER_SECOND
     except (TypeError, ValueError):
         return NAN
 
@@ -107,32 +105,12 @@ def _record_doc(base: Path, source: str, record: dict, index: dict | None) -> tu
     return doc, index
 
 
-def _docs(source: str, smoke: bool):
-    base, how = common.smoke_dir(BENCHMARK) if smoke else common.benchmark_dir(BENCHMARK, ENV_VAR)
-    return common.to_dataset(load_docs(base, how, source))
-
-
-def activitynet_docs(dataset):
-    return _docs("activitynet", smoke=False)
-
-
-def youcook2_docs(dataset):
-    return _docs("youcook2", smoke=False)
-
-
-def smoke_activitynet_docs(dataset):
-    return _docs("activitynet", smoke=True)
-
-
-def smoke_youcook2_docs(dataset):
-    return _docs("youcook2", smoke=True)
+activitynet_docs = common.docs_of(functools.partial(load_docs, source="activitynet"), BENCHMARK, ENV_VAR)
+youcook2_docs = common.docs_of(functools.partial(load_docs, source="youcook2"), BENCHMARK, ENV_VAR)
 
 
 def doc_to_visual(doc):
-    path = common.checked_video(doc["video"], f"{BENCHMARK} {doc['source']} {doc['key']}")
-    if doc.get("start") is None or doc.get("end") is None:
-        return [path]
-    return [{"path": path, "start": float(doc["start"]), "end": float(doc["end"])}]
+    return common.windowed_visual(doc, f"{BENCHMARK} {doc['source']} {doc['key']}")
 
 
 def doc_to_text(doc, lmms_eval_specific_kwargs=None):

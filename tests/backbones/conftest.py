@@ -9,7 +9,7 @@ import os
 
 import pytest
 
-from sinktop_eval.synthetic_video import Scene, ShapeTrack, write_scene
+from sinktop_eval.benchmarks.synthetic_video import Scene, ShapeTrack, write_scene
 
 TWINS = ("tiny_qwen25vl", "tiny_llava_ov")
 FRAMES = 16  # sampled frames per generation (8 temporal slices for Qwen)

@@ -10,8 +10,8 @@ import pytest
 
 from sinktop_eval.lmms import SinktopModel
 from sinktop_eval.lmms.model import SinktopModelError, parse_visual, truncate_at_stop
+from sinktop_eval.resources import TASKS_DIR
 
-REPO_ROOT = Path(__file__).resolve().parents[2]
 
 
 @pytest.fixture(scope="module")
@@ -61,8 +61,8 @@ def test_a_generation_failure_stops_the_run_naming_task_and_doc(twin, task_manag
 
     model = SinktopModel(backbone=twin, pruner="uniform", stop="off", frames=4, max_new_tokens=2)
     monkeypatch.setattr(twin, "generate", broken)
-    with pytest.raises(SinktopModelError, match=r"task 'sinktop_smoke_mvbench' doc 0: CUDA out of memory"):
-        evaluate(model, ["sinktop_smoke_mvbench"], task_manager, limit=2)
+    with pytest.raises(SinktopModelError, match=r"task 'sinktop_mvbench_local' doc 0: CUDA out of memory"):
+        evaluate(model, ["sinktop_mvbench_local"], task_manager, limit=2)
 
 
 def test_a_rerun_reuses_finished_generations(twin, task_manager, clean_task_env, tmp_path, monkeypatch):
@@ -70,7 +70,7 @@ def test_a_rerun_reuses_finished_generations(twin, task_manager, clean_task_env,
     settings = dict(backbone=twin, pruner="holitom", stop="on", ratio=0.25, frames=4, max_new_tokens=4,
                     records_path=str(records))
     first = SinktopModel(**settings)
-    done = evaluate(first, ["sinktop_smoke_videocomp_activitynet"], task_manager, limit=2)
+    done = evaluate(first, ["sinktop_videocomp_activitynet"], task_manager, limit=2)
     lines = records.read_text().splitlines()
     assert len(lines) == 2 and not any(r.get("resumed") for r in first.records)
 
@@ -80,26 +80,26 @@ def test_a_rerun_reuses_finished_generations(twin, task_manager, clean_task_env,
     original = twin.generate
     monkeypatch.setattr(twin, "generate", lambda **kw: calls.append(kw) or original(**kw))
     second = SinktopModel(**settings)
-    again = evaluate(second, ["sinktop_smoke_videocomp_activitynet"], task_manager, limit=2)
+    again = evaluate(second, ["sinktop_videocomp_activitynet"], task_manager, limit=2)
     assert len(calls) == 1  # only the doc whose line was cut
     assert [r.get("resumed", False) for r in second.records] == [True, False]
     assert [r["prediction"] for r in second.records] == [r["prediction"] for r in first.records]
     key = "activitynet_acc,none"
-    assert again["results"]["sinktop_smoke_videocomp_activitynet"][key] == \
-        done["results"]["sinktop_smoke_videocomp_activitynet"][key]
+    assert again["results"]["sinktop_videocomp_activitynet"][key] == \
+        done["results"]["sinktop_videocomp_activitynet"][key]
     assert json.loads(records.read_text().splitlines()[-1])["doc_id"] == second.records[1]["doc_id"]
 
 
 @pytest.mark.slow
 def test_the_documented_cli_line_runs_and_a_bad_one_exits_nonzero(tmp_path, smoke_root):
-    env_cmd = [sys.executable, "-m", "lmms_eval", "eval", "--model", "sinktop", "--tasks", "sinktop_smoke_mvbench",
-               "--include_path", "tasks", "--limit", "2", "--output_path", str(tmp_path / "out")]
-    env = {**__import__("os").environ, "SINKTOP_SMOKE_DIR": str(smoke_root)}
+    env_cmd = [sys.executable, "-m", "lmms_eval", "eval", "--model", "sinktop", "--tasks", "sinktop_mvbench_local",
+               "--include_path", str(TASKS_DIR), "--limit", "2", "--output_path", str(tmp_path / "out")]
+    env = {**__import__("os").environ, "SINKTOP_SMOKE_DIR": str(smoke_root), "SINKTOP_DATA_ROOT": "builtin:smoke"}
     ok = subprocess.run(env_cmd + ["--model_args", "backbone=tiny_qwen25vl,pruner=holitom,stop=on,ratio=0.1"],
-                        cwd=REPO_ROOT, env=env, capture_output=True, text=True, timeout=600)
+                        cwd=tmp_path, env=env, capture_output=True, text=True, timeout=600)
     assert ok.returncode == 0, ok.stderr[-2000:]
-    assert "sinktop_smoke_mvbench" in ok.stdout and "acc" in ok.stdout
+    assert "sinktop_mvbench_local" in ok.stdout and "acc" in ok.stdout
     bad = subprocess.run(env_cmd + ["--model_args", "backbone=tiny_qwen25vl,pruner=nope"],
-                         cwd=REPO_ROOT, env=env, capture_output=True, text=True, timeout=600)
+                         cwd=tmp_path, env=env, capture_output=True, text=True, timeout=600)
     assert bad.returncode != 0
     assert "pruner='nope' is unknown" in bad.stderr

@@ -1,4 +1,4 @@
-"""`python -m sinktop_eval` as a user runs it (a subprocess in the repo root): config errors are one line and
+"""`python -m sinktop_eval` as a user runs it (a subprocess, outside the repository): config errors are one line and
 exit 2, a missing data folder stops the run before any model loads, and a sweep survives a failed combination.
 
 Subprocesses see the session's smoke benchmark (SINKTOP_SMOKE_DIR), no judge, offline W&B, one torch
@@ -15,10 +15,9 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from sinktop_eval.config import ConfigError, check_group_overrides, group_options
-from sinktop_eval.smoke_data import SMOKE_ENV
+from sinktop_eval.benchmarks.smoke_data import SMOKE_ENV
+from sinktop_eval.runner.config import ConfigError, check_overrides, group_options
 
-REPO_ROOT = Path(__file__).resolve().parents[2]
 DROPPED_ENV = ("SINKTOP_JUDGE_URL", "SINKTOP_JUDGE_KEY", "SINKTOP_JUDGE_MODEL", "OPENAI_API_URL", "OPENAI_API_KEY",
                "MODEL_VERSION", "SINKTOP_DATA_ROOT", "SINKTOP_EVENTHALLUSION_DIR", "SINKTOP_VIDEOCOMP_DIR",
                "SINKTOP_VIDEOCHATGPT_DIR", "SINKTOP_SKIP_MISSING_VIDEOS", "HYDRA_FULL_ERROR")
@@ -30,8 +29,8 @@ def cli(*args: str, output_dir: Path, smoke_root: Path, timeout: float = 300) ->
     env.update({SMOKE_ENV: str(smoke_root), "HF_HUB_OFFLINE": "1", "TRANSFORMERS_OFFLINE": "1",
                 "HF_DATASETS_OFFLINE": "1", "WANDB_MODE": "offline", "OMP_NUM_THREADS": "1",
                 "TOKENIZERS_PARALLELISM": "false"})
-    return subprocess.run([sys.executable, "-m", "sinktop_eval", *args, f"output_dir={output_dir}"], cwd=REPO_ROOT,
-                          env=env, capture_output=True, text=True, timeout=timeout)
+    return subprocess.run([sys.executable, "-m", "sinktop_eval", *args, f"output_dir={output_dir}"],
+                          cwd=output_dir.parent, env=env, capture_output=True, text=True, timeout=timeout)
 
 
 def stderr_lines(proc: subprocess.CompletedProcess) -> list[str]:
@@ -51,26 +50,48 @@ def stderr_lines(proc: subprocess.CompletedProcess) -> list[str]:
 ])
 def test_unknown_group_choice_names_the_value_and_the_options(args, bad, group):
     with pytest.raises(ConfigError) as err:
-        check_group_overrides(args)
+        check_overrides(args)
     message = str(err.value)
     assert f"{group}={bad} is unknown" in message and "\n" not in message
     assert message.endswith("allowed: " + ", ".join(group_options(group)))
 
 
 def test_valid_choices_and_other_overrides_pass():
-    check_group_overrides(["-m", "+model=tiny_qwen25vl,tiny_llava_ov", "+pruner=dense,holitom", "stop=off,on",
-                           "tasks=smoke", "ratio=0.1,0.25", "pruner.settings.tau=0.65", "output_dir=/x=y",
+    check_overrides(["-m", "+model=tiny_qwen25vl,tiny_llava_ov", "+pruner=fastvid,holitom", "stop=off,on",
+                           "tasks=smoke", "ratio=0.1,0.25", "pruner.settings.beta=0.65", "output_dir=/x=y",
                            "hydra.sweep.dir=/tmp/s", "~stop", "--cfg", "job", "+pruner=glob(*)"])
+
+
+@pytest.mark.parametrize("arg,expected", [
+    ("ratio=abc", "ratio='abc' is invalid: Value 'abc' of type 'str' could not be converted to Float"),
+    ("frames=1.5", "frames=1.5 is invalid: Value '1.5' of type 'float' could not be converted to Integer"),
+    ("ratio=0.1,abc", "ratio='abc' is invalid"),  # every value of a sweep
+    ("model.dtyp=bf16", "model.dtyp='bf16' is invalid: Key 'dtyp' not in 'ModelConfig'"),
+    ("retio=0.1", "retio=0.1 is invalid: Key 'retio' not in 'RunConfig'"),
+    ("stop.mu_s=high", "stop.mu_s='high' is invalid"),
+])
+def test_values_are_checked_against_the_schema_types(arg, expected):
+    with pytest.raises(ConfigError) as err:
+        check_overrides(["+model=tiny_qwen25vl", "+pruner=holitom", arg])
+    assert str(err.value).startswith(expected) and "\n" not in str(err.value)
+
+
+def test_pruner_settings_are_checked_against_every_chosen_pruner():
+    with pytest.raises(ConfigError, match=r"pruner.settings.tau=0.65 is invalid \(pruner dense\): Key 'tau' not in"):
+        check_overrides(["-m", "+model=tiny_qwen25vl", "+pruner=holitom,dense", "pruner.settings.tau=0.65"])
+    with pytest.raises(ConfigError, match=r"pruner.settings.tau='x' is invalid \(pruner holitom\): .* to Float"):
+        check_overrides(["+model=tiny_qwen25vl", "+pruner=holitom", "pruner.settings.tau=x"])
+    check_overrides(["+model=tiny_qwen25vl", "+pruner=none", "++pruner.settings.extra=1"])  # force-add: Hydra's rule
 
 
 def test_an_unparsable_override_does_not_hide_a_bad_choice_after_it():
     with pytest.raises(ConfigError, match="pruner='nope' is unknown"):
-        check_group_overrides(["output_dir=/x=y", "+pruner=nope"])
+        check_overrides(["output_dir=/x=y", "+pruner=nope"])
 
 
 def test_group_chosen_without_plus_says_how_to_append_it():
     with pytest.raises(ConfigError, match=r"pruner is not in the defaults list: write \+pruner=holitom"):
-        check_group_overrides(["+model=tiny_qwen25vl", "pruner=holitom"])
+        check_overrides(["+model=tiny_qwen25vl", "pruner=holitom"])
 
 
 # --------------------------------------------------------------------------- the CLI
@@ -80,9 +101,10 @@ def test_group_chosen_without_plus_says_how_to_append_it():
 @pytest.mark.parametrize("args,expected", [
     (["+model=tiny_qwen25vl", "+pruner=nope"], ["pruner='nope' is unknown", *group_options("pruner")]),
     (["+model=tiny_qwen25vl", "+pruner=holitom", "ratio=1.5"], ["ratio=1.5 is invalid", "(0, 1]"]),
+    (["+model=tiny_qwen25vl", "+pruner=holitom", "ratio=abc"], ["ratio='abc' is invalid", "Float"]),
     (["+pruner=holitom"], ["no model chosen", *group_options("model")]),
     (["+model=tiny_qwen25vl", "+pruner=holitom", "tasks=nope"], ["tasks='nope' is unknown", *group_options("tasks")]),
-], ids=["unknown-pruner", "ratio", "missing-model", "unknown-tasks"])
+], ids=["unknown-pruner", "ratio", "ratio-type", "missing-model", "unknown-tasks"])
 def test_config_errors_exit_2_with_one_line(args, expected, tmp_path, smoke_root):
     proc = cli(*args, output_dir=tmp_path / "out", smoke_root=smoke_root)
     assert proc.returncode == 2, proc.stderr
@@ -126,7 +148,7 @@ def test_an_unavailable_7b_checkpoint_fails_fast_saying_how_to_use_a_local_one(t
 @pytest.mark.slow
 def test_sweep_records_failed_combinations_finishes_the_others_and_exits_1(tmp_path, smoke_root):
     """visionzip: stop=sttp is a config error for it alone; uniform: holitom's `tau` is not one of its
-    settings, so it fails while the model is being built; holitom runs (last, after both failures)."""
+    settings, so its combination fails to resolve (before anything loads); holitom runs (last, after both)."""
     out = tmp_path / "out"
     proc = cli("-m", "+model=tiny_qwen25vl", "+pruner=visionzip,uniform,holitom", "stop=sttp",
                "++pruner.settings.tau=0.5", *FAST, output_dir=out, smoke_root=smoke_root)
@@ -138,9 +160,8 @@ def test_sweep_records_failed_combinations_finishes_the_others_and_exits_1(tmp_p
     assert [j["status"] for j in jobs] == ["failed", "failed", "done"]
     assert "pruner=visionzip" in jobs[0]["run_id"]
     assert jobs[0]["error"].startswith("config error: stop=sttp needs a pruner with a temporal")
-    assert "_uniform_" in jobs[1]["run_id"] and "bad setting for pruner 'uniform'" in jobs[1]["error"]
-    assert (Path(jobs[1]["run_dir"]) / "error.log").exists()
-    assert not (Path(jobs[1]["run_dir"]) / "results.csv").exists()
+    assert "pruner=uniform" in jobs[1]["run_id"] and jobs[1]["run_dir"] is None
+    assert jobs[1]["error"].startswith("config error: bad setting for pruner 'uniform'")
 
     holitom = Path(jobs[2]["run_dir"])
     assert holitom.name.startswith("tiny_qwen25vl_holitom_stop-sttp_r0.1_smoke_limit2_")
@@ -150,5 +171,5 @@ def test_sweep_records_failed_combinations_finishes_the_others_and_exits_1(tmp_p
     pd.testing.assert_frame_equal(summary, results)
 
     failed = [line for line in stderr_lines(proc) if line.startswith("FAILED ")]
-    assert any("stop=sttp" in line for line in failed) and any("_uniform_" in line for line in failed)
+    assert any("stop=sttp" in line for line in failed) and any("pruner=uniform" in line for line in failed)
     assert "2 combination(s) failed" in proc.stderr

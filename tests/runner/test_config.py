@@ -1,36 +1,45 @@
 """Config composition and validation: every mistake fails before a model loads, naming the fix."""
 import pytest
-from hydra import compose, initialize_config_dir
 from hydra.errors import HydraException
 
-from sinktop_eval.config import CONFIG_DIR, ConfigError, resolve_run
+from sinktop_eval.runner.config import ConfigError, compose, resolve_run, task_set
 
 
 def compose_cfg(*overrides):
-    with initialize_config_dir(config_dir=str(CONFIG_DIR), version_base=None):
-        return compose(config_name="config", overrides=list(overrides))
+    return compose(list(overrides))
+
+
+def settings(spec):
+    """(pruner, stop, mu_s, mu_t, ratio, mu_source) of a spec's resolved combination."""
+    combo = spec.combination.describe()
+    return tuple(combo[k] for k in ("pruner", "stop", "mu_s", "mu_t", "ratio", "mu_source"))
 
 
 def test_design_card_command_resolves_with_stop_on_by_default():
     spec = resolve_run(compose_cfg("+model=qwen25vl", "+pruner=holitom"))
-    assert (spec.pruner, spec.stop, spec.mu_s, spec.mu_t, spec.ratio) == ("holitom", "on", 0.04, 0.07, 0.1)
-    assert spec.mu_source.startswith("paper llava_ov values, uncalibrated")  # no trustworthy Qwen values
-    assert spec.tasks_label == "paper" and spec.model.checkpoint == "Qwen/Qwen2.5-VL-7B-Instruct"
+    assert settings(spec)[:5] == ("holitom", "on", 0.04, 0.07, 0.1)
+    assert settings(spec)[5].startswith("paper llava_ov values, uncalibrated")  # no trustworthy Qwen values
+    assert spec.tasks.name == "paper" and spec.combination.checkpoint == "Qwen/Qwen2.5-VL-7B-Instruct"
+    assert (spec.combination.family, spec.combination.weights) == ("qwen25vl", "pretrained")
+    assert spec.tasks.benchmark_of["sinktop_mvbench"] == "mvbench"  # the paper set merges the four families
 
 
 def test_llava_defaults_are_the_papers_and_twins_default_to_smoke_tasks():
     spec = resolve_run(compose_cfg("+model=tiny_llava_ov", "+pruner=visionzip"))
-    assert (spec.mu_s, spec.mu_t, spec.mu_source) == (0.03, 0.0, "paper")
-    assert spec.tasks == ("sinktop_smoke",)
+    assert settings(spec)[2:] == (0.03, 0.0, 0.1, "paper")
+    assert spec.tasks == task_set("smoke") and spec.tasks.data_root == "builtin:smoke"
+    assert "sinktop_mvbench_local" in spec.tasks.names
+    assert (spec.combination.family, spec.combination.weights) == ("llava_ov", "random")
+    assert resolve_run(compose_cfg("+model=tiny_llava_ov", "+pruner=visionzip", "tasks=mcqa")).tasks.name == "mcqa"
     fast = resolve_run(compose_cfg("+model=llava_ov", "+pruner=fastvid", "stop=off"))
-    assert (fast.stop, fast.mu_s, fast.mu_t) == ("off", 0.0, 0.0)
+    assert settings(fast)[1:4] == ("off", 0.0, 0.0)
 
 
 def test_mu_overrides_and_ablation_modes():
     spec = resolve_run(compose_cfg("+model=llava_ov", "+pruner=holitom", "stop=stsp"))
-    assert (spec.mu_s, spec.mu_t) == (0.04, 0.0)
+    assert settings(spec)[2:4] == (0.04, 0.0)
     spec = resolve_run(compose_cfg("+model=llava_ov", "+pruner=holitom", "stop=sttp", "stop.mu_t=0.1"))
-    assert (spec.mu_s, spec.mu_t, spec.mu_source) == (0.0, 0.1, "user override")
+    assert settings(spec)[2:] == (0.0, 0.1, 0.1, "user override")
     with pytest.raises(ConfigError, match="stop=sttp needs a pruner with a temporal"):
         resolve_run(compose_cfg("+model=llava_ov", "+pruner=visionzip", "stop=sttp"))
 
@@ -38,12 +47,13 @@ def test_mu_overrides_and_ablation_modes():
 def test_dense_records_ratio_one_and_stop_off():
     for pruner in ("dense", "none"):
         spec = resolve_run(compose_cfg("+model=tiny_qwen25vl", f"+pruner={pruner}", "ratio=0.15"))
-        assert (spec.pruner, spec.ratio, spec.stop, spec.mu_s) == ("dense", 1.0, "off", 0.0)
+        assert settings(spec)[:4] == ("dense", "off", 0.0, 0.0) and spec.combination.ratio == 1.0
+        assert spec.run_id.startswith("tiny_qwen25vl_dense_stop-off_r1_smoke_")
 
 
 @pytest.mark.parametrize("ratio", [0, -0.1, 1.5])
 def test_ratio_outside_unit_interval_names_the_value(ratio):
-    with pytest.raises(ConfigError, match=rf"ratio={ratio!r} is invalid; allowed: a number in \(0, 1\]"):
+    with pytest.raises(ConfigError, match=rf"ratio={float(ratio)!r} is invalid; allowed: a number in \(0, 1\]"):
         resolve_run(compose_cfg("+model=tiny_qwen25vl", "+pruner=holitom", f"ratio={ratio}"))
 
 
@@ -62,9 +72,9 @@ def test_unknown_group_option_is_rejected_by_hydra_with_the_options():
 def test_bad_scalars_fail_with_the_allowed_values():
     with pytest.raises(ConfigError, match="frames=0 is invalid"):
         resolve_run(compose_cfg("+model=tiny_qwen25vl", "+pruner=holitom", "frames=0"))
-    with pytest.raises(ConfigError, match="limit=0 is invalid"):
+    with pytest.raises(ConfigError, match=r"limit=0.0 is invalid; allowed: null \(all samples\)"):
         resolve_run(compose_cfg("+model=tiny_qwen25vl", "+pruner=holitom", "limit=0"))
-    with pytest.raises(ConfigError, match="wandb.mode='sometimes' is unknown"):
+    with pytest.raises(ConfigError, match="wandb.mode='sometimes' is invalid; allowed: auto, offline"):
         resolve_run(compose_cfg("+model=tiny_qwen25vl", "+pruner=holitom", "wandb.mode=sometimes"))
 
 

@@ -14,14 +14,14 @@ from pathlib import Path
 
 import pandas as pd
 import pytest
-from hydra import compose, initialize_config_dir
 from omegaconf import OmegaConf
 
-from sinktop_eval import judge, run
-from sinktop_eval.config import CONFIG_DIR, ConfigError, resolve_run
+from sinktop_eval.benchmarks import judge
+from sinktop_eval.benchmarks.smoke_data import SMOKE_ENV
 from sinktop_eval.results import COLUMNS
-from sinktop_eval.run import GENERATIONS_FILE, BackboneCache, run_combination
-from sinktop_eval.smoke_data import SMOKE_ENV
+from sinktop_eval.runner import run
+from sinktop_eval.runner.config import ConfigError, compose, resolve_run
+from sinktop_eval.runner.run import GENERATIONS_FILE, BackboneCache, run_combination
 
 pytestmark = pytest.mark.slow
 # limit/frames/max_new_tokens keep one run over the 7 smoke tasks to a few seconds on CPU
@@ -34,8 +34,7 @@ RUN_ENV = ("SINKTOP_JUDGE_URL", "SINKTOP_JUDGE_KEY", "SINKTOP_JUDGE_MODEL", "SIN
 
 def compose_spec(output_dir: Path, *overrides: str):
     """(RunSpec, resolved Hydra config) the way `python -m sinktop_eval` builds them."""
-    with initialize_config_dir(config_dir=str(CONFIG_DIR), version_base=None):
-        cfg = compose(config_name="config", overrides=[*BASE, f"output_dir='{output_dir}'", *overrides])
+    cfg = compose([*BASE, f"output_dir='{output_dir}'", *overrides])
     return resolve_run(cfg), OmegaConf.to_container(cfg, resolve=True)
 
 
@@ -68,14 +67,14 @@ def _one_torch_thread():
 def backbones():
     cache = BackboneCache()
     spec, _ = compose_spec(Path("unused"))
-    cache.get(spec.model)
+    cache.get(spec)
     return cache
 
 
 @pytest.fixture(scope="module")
 def backbone(backbones):
     spec, _ = compose_spec(Path("unused"))
-    return backbones.get(spec.model)
+    return backbones.get(spec)
 
 
 @pytest.fixture(autouse=True)
@@ -136,8 +135,9 @@ def test_finished_run_directory_holds_every_artifact(finished):
     assert run_dir.name == spec.run_id and run_dir.parent == spec.output_dir
 
     config = OmegaConf.load(run_dir / "config.yaml")
-    assert config.run.run_id == spec.run_id and config.run.pruner == "holitom" and config.run.frames == 4
-    assert config.hydra_config.model.name == "tiny_qwen25vl"  # the composed Hydra config is kept too
+    assert config.run.run_id == spec.run_id and config.run.pruner == "holitom" and config.run.config.frames == 4
+    assert config.run.pruner_settings.tau == 0.8  # the pruner's own defaults, resolved, are recorded
+    assert config.hydra_config.model.backbone == "tiny_qwen25vl"  # the composed Hydra config is kept too
     environment = json.loads((run_dir / "environment.json").read_text())
     assert environment["packages"]["lmms-eval"] and "commit" in environment["git"]
 
@@ -168,6 +168,13 @@ def test_results_csv_has_the_design_columns_and_no_stderr_rows(finished):
     assert (rows["pruner"] == "holitom").all() and (rows["stop"] == "on").all()
     assert (rows["ratio"] == 0.1).all() and (rows["frames"] == 4).all() and (rows["limit"] == 2).all()
     assert (rows["n_samples"] == 2).all()
+    assert (rows["family"] == "qwen25vl").all() and (rows["weights"] == "random").all()
+    # the task set names what each listed task measures: the tables select by it
+    benchmarks = rows.drop_duplicates("task").set_index("task")["benchmark"].to_dict()
+    assert benchmarks == {"sinktop_eventhallusion": "eventhallusion", "sinktop_videocomp_activitynet": "videocomp",
+                          "sinktop_videocomp_youcook2": "videocomp", "sinktop_vcg_generic": "vcgbench",
+                          "sinktop_vcg_temporal": "vcgbench", "sinktop_vcg_consistency": "vcgbench",
+                          "sinktop_mvbench_local": "mvbench"}
     assert (rows["kept_visual_tokens"] < rows["dense_visual_tokens"]).all()
     assert rows["judge_model"].isna().all()  # no judge configured
     # every metric of the smoke tasks has a row; judge metrics without a judge are empty, not zero

@@ -5,8 +5,8 @@ import pandas as pd
 import pytest
 from omegaconf import OmegaConf
 
-from sinktop_eval.sweep import SWEEP_LOG, SweepSummary, read_jobs, record_job, summarise
-from sinktop_eval.tracking import log_table_run, resolve_mode
+from sinktop_eval.runner.sweep import SWEEP_LOG, SweepSummary, read_jobs, record_job, summarise
+from sinktop_eval.runner.tracking import log_table_run, resolve_mode
 
 
 def fake_run(root, run_id: str, metrics: dict[str, float]):

@@ -2,13 +2,22 @@
 import pandas as pd
 import pytest
 
-from sinktop_eval.tables import (MISSING, TABLES, build_table, canonical_rows, load_paper_reference, main, pdr,
-                                 to_latex, to_markdown)
+from sinktop_eval.report.build import (MISSING, build_table, canonical_rows, load_paper_reference, pdr, to_latex,
+                                       to_markdown)
+from sinktop_eval.report.layout import TABLES
+from sinktop_eval.tables import main
+
+BENCHMARK_OF = {"sinktop_eventhallusion": "eventhallusion", "videochatgpt_gen": "vcgbench",
+                "videochatgpt_temporal": "vcgbench", "sinktop_mvbench": "mvbench", "videomme": "videomme",
+                "mlvu_dev": "mlvu"}  # what a task set says (mvbench_* subtasks of the group have none)
 
 
 def row(pruner, stop, ratio, task, metric, value, backbone="llava_ov", split=""):
-    return {"run_id": f"{backbone}-{pruner}-{stop}-{ratio}", "backbone": backbone, "pruner": pruner, "stop": stop,
-            "ratio": ratio, "task": task, "split": split, "metric": metric, "value": value,
+    twin = backbone.startswith("tiny_")
+    return {"run_id": f"{backbone}-{pruner}-{stop}-{ratio}", "backbone": backbone,
+            "family": backbone.removeprefix("tiny_"), "weights": "random" if twin else "pretrained",
+            "pruner": pruner, "stop": stop, "ratio": ratio, "benchmark": BENCHMARK_OF.get(task), "task": task,
+            "split": split, "metric": metric, "value": value,
             "kept_visual_tokens": 640.0 if pruner != "dense" else 6272.0, "prefill_tflops": 1.0}
 
 
@@ -44,15 +53,19 @@ def test_table1_cells_pdr_and_paper_values():
     assert by_label["HoliTom"]["PDR paper"] == "6.22*"
     assert by_label["HoliTom"]["VCG CI paper"] == MISSING
     md, tex = to_markdown(table), to_latex(table)
-    assert "| HoliTom | 54.00 | 60.88* | 36.00 | 36.75* |" in md and "PDR over 2 of 9 columns" in md
-    assert r"\begin{tabular}" in tex and r"10.00$^\dagger$" in tex
+    holitom_line = next(line for line in md.splitlines() if line.startswith("| HoliTom "))
+    assert [cell.strip() for cell in holitom_line.strip("|").split("|")][:5] == \
+        ["HoliTom", "54.00", "60.88*", "36.00", "36.75*"]
+    assert "PDR over 2 of 9 columns" in md and md.startswith("### Table 1: Fine-grained")
+    assert r"\begin{tabular}" in tex and r"10.00$^\dagger$" in tex and r"60.88$^{*}$" in tex
+    assert r"PDR (\%)" in tex and r"\caption{Table 1" in tex and "--" in tex  # escaped, missing as --
 
 
 def test_tables_cli_writes_markdown_latex_and_plots(tmp_path):
-    rows = [row("dense", "off", 1.0, "sinktop_smoke_eventhallusion", "binary_acc", 50.0, backbone="tiny_llava_ov")]
+    rows = [row("dense", "off", 1.0, "sinktop_eventhallusion", "binary_acc", 50.0, backbone="tiny_llava_ov")]
     for ratio, base, stop_gain in ((0.1, 40.0, 5.0), (0.25, 45.0, 3.0)):
-        rows.append(row("holitom", "off", ratio, "sinktop_smoke_eventhallusion", "binary_acc", base, "tiny_llava_ov"))
-        rows.append(row("holitom", "on", ratio, "sinktop_smoke_eventhallusion", "binary_acc", base + stop_gain,
+        rows.append(row("holitom", "off", ratio, "sinktop_eventhallusion", "binary_acc", base, "tiny_llava_ov"))
+        rows.append(row("holitom", "on", ratio, "sinktop_eventhallusion", "binary_acc", base + stop_gain,
                         "tiny_llava_ov"))
     run_dir = tmp_path / "runs" / "x"
     run_dir.mkdir(parents=True)
@@ -72,6 +85,16 @@ def test_tables_cli_fails_clearly_without_results(tmp_path, capsys):
         main([str(tmp_path)])
     assert exit_info.value.code == 2
     assert "no results.csv under" in capsys.readouterr().err
+
+
+def test_results_of_an_older_format_get_one_line_saying_how_to_refresh_them(tmp_path, capsys):
+    old = pd.DataFrame([row("dense", "off", 1.0, "sinktop_eventhallusion", "binary_acc", 50.0)]).drop(
+        columns=["family", "benchmark"])
+    old.to_csv(tmp_path / "results.csv", index=False)
+    with pytest.raises(SystemExit) as exit_info:
+        main([str(tmp_path / "results.csv")])
+    assert exit_info.value.code == 2
+    assert "no family, benchmark column" in capsys.readouterr().err
 
 
 def test_builtin_task_metrics_land_in_the_paper_columns():

@@ -1,7 +1,7 @@
-"""Multiple-choice and yes/no answer parsing (sinktop_eval.answers)."""
+"""Multiple-choice and yes/no answer parsing (sinktop_eval.benchmarks.answers)."""
 import pytest
 
-from sinktop_eval.answers import (
+from sinktop_eval.benchmarks.answers import (
     answer_letter,
     choice_correct,
     normalize_yes_no,

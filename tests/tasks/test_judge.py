@@ -1,4 +1,4 @@
-"""The judge client (sinktop_eval.judge) against stub servers on 127.0.0.1."""
+"""The judge client (sinktop_eval.benchmarks.judge) against stub servers on 127.0.0.1."""
 import logging
 import os
 import sys
@@ -6,8 +6,8 @@ import types
 
 import pytest
 
-from sinktop_eval import judge
-from sinktop_eval.judge import JudgeClient, JudgeConfig, parse_score, parse_verdict
+from sinktop_eval.benchmarks import judge
+from sinktop_eval.benchmarks.judge import JudgeClient, JudgeConfig, parse_score, parse_verdict
 
 
 def config(url, tmp_path, **kw):
@@ -123,7 +123,7 @@ def test_lmms_eval_vcg_variables_configure_the_judge_when_ours_are_unset(monkeyp
 
 
 def test_no_judge_warning_is_logged_once_per_run(caplog):
-    with caplog.at_level(logging.WARNING, logger="sinktop_eval.judge"):
+    with caplog.at_level(logging.WARNING, logger="sinktop_eval.benchmarks.judge"):
         assert judge.warn_no_judge() is True
         assert judge.warn_no_judge() is False
         judge.new_run()

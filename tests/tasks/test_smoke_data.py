@@ -1,4 +1,4 @@
-"""The synthetic benchmark builder (sinktop_eval.smoke_data) and its CLI."""
+"""The synthetic benchmark builder (sinktop_eval.benchmarks.smoke_data) and its CLI."""
 import json
 import subprocess
 import sys
@@ -7,9 +7,9 @@ from pathlib import Path
 import decord
 import pandas as pd
 
-from sinktop_eval.smoke_data import (
+from sinktop_eval.benchmarks.common import MICROSECONDS_PER_SECOND
+from sinktop_eval.benchmarks.smoke_data import (
     FORMAT_VERSION,
-    MICROSECONDS_PER_SECOND,
     MVBENCH_PREFIXES,
     build_smoke_data,
     ensure_smoke_data,
@@ -108,7 +108,8 @@ def test_ensure_is_idempotent_and_default_location(tmp_path, monkeypatch):
     ensure_smoke_data(root)
     assert (root / "VideoComp" / "youcook2_comp_val.json").is_file()
     monkeypatch.delenv("SINKTOP_SMOKE_DIR")
-    assert smoke_root() == REPO_ROOT / "data" / "smoke"
+    monkeypatch.setenv("SINKTOP_CACHE", str(tmp_path / "cache"))
+    assert smoke_root() == tmp_path / "cache" / "smoke"  # a built artefact: it lives with the other caches
     monkeypatch.setenv("SINKTOP_SMOKE_DIR", str(root))
     assert smoke_root() == root.resolve()
 

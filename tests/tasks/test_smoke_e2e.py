@@ -1,5 +1,5 @@
-"""End to end through lmms-eval's real `simple_evaluate`: the smoke tasks (and the real tasks pointed at the
-smoke data) with a canned-answer model standing in for the model layer and a stub judge on 127.0.0.1."""
+"""End to end through lmms-eval's real `simple_evaluate`: the local tasks over the synthetic benchmark (what the
+`smoke` task set runs) with a canned-answer model standing in for the model layer and a stub judge on 127.0.0.1."""
 import logging
 import math
 import os
@@ -7,9 +7,10 @@ import os
 import pytest
 from lmms_eval.api.model import lmms
 
-pytestmark = pytest.mark.slow
+from sinktop_eval.runner.config import task_set
 
-REAL_GROUPS = ["sinktop_hallucination", "sinktop_compositional", "sinktop_open_ended_local"]
+pytestmark = pytest.mark.slow
+SMOKE_TASKS = list(task_set("smoke").names)
 
 
 class CannedModel(lmms):
@@ -70,38 +71,33 @@ def leaf_metrics(results):
             for task, values in results["results"].items() if task not in groups}
 
 
-def test_every_family_end_to_end_with_a_stub_judge(task_manager, stub_judge, use_judge, monkeypatch, smoke_root):
+def test_every_family_end_to_end_with_a_stub_judge(task_manager, stub_judge, use_judge):
     stub = stub_judge()
     use_judge(stub.url)
-    monkeypatch.setenv("SINKTOP_DATA_ROOT", str(smoke_root))  # the real tasks read the same layouts
-    results, model = evaluate(task_manager, ["sinktop_smoke"] + REAL_GROUPS, limit=100)
+    results, model = evaluate(task_manager, SMOKE_TASKS, limit=100)
     metrics = leaf_metrics(results)
-    assert set(metrics) == {t for g in ["sinktop_smoke"] + REAL_GROUPS for t in results["group_subtasks"][g]}
+    assert set(metrics) == set(SMOKE_TASKS)
     for task, values in metrics.items():
         assert values, task
         for name, value in values.items():
             assert isinstance(value, (int, float)) and math.isfinite(value), (task, name, value)
-    for prefix in ("sinktop_smoke_", "sinktop_"):
-        eh = metrics[f"{prefix}eventhallusion"]
-        assert eh["binary_acc"] == eh["desc_acc"] == eh["overall_acc"] == 100.0 and eh["judge_failures"] == 0
-        assert {eh[f"{s}_{k}_acc"] for s in ("entire", "interleave", "misleading") for k in ("binary", "desc")} == {100.0}
-        assert metrics[f"{prefix}videocomp_activitynet"] == {"activitynet_acc": 100.0}
-        assert metrics[f"{prefix}videocomp_youcook2"] == {"youcook2_acc": 100.0}
-        assert metrics[f"{prefix}vcg_generic"] == {"ci": 4.0, "do": 4.0, "cu": 4.0, "judge_failures": 0.0}
-        assert metrics[f"{prefix}vcg_temporal"] == {"tu": 4.0, "judge_failures": 0.0}
-        assert metrics[f"{prefix}vcg_consistency"] == {"co": 4.0, "judge_failures": 0.0}
-    assert metrics["sinktop_smoke_mvbench"] == {"acc": 100.0}
+    eh = metrics["sinktop_eventhallusion"]
+    assert eh["binary_acc"] == eh["desc_acc"] == eh["overall_acc"] == 100.0 and eh["judge_failures"] == 0
+    assert {eh[f"{s}_{k}_acc"] for s in ("entire", "interleave", "misleading") for k in ("binary", "desc")} == {100.0}
+    assert metrics["sinktop_videocomp_activitynet"] == {"activitynet_acc": 100.0}
+    assert metrics["sinktop_videocomp_youcook2"] == {"youcook2_acc": 100.0}
+    assert metrics["sinktop_vcg_generic"] == {"ci": 4.0, "do": 4.0, "cu": 4.0, "judge_failures": 0.0}
+    assert metrics["sinktop_vcg_temporal"] == {"tu": 4.0, "judge_failures": 0.0}
+    assert metrics["sinktop_vcg_consistency"] == {"co": 4.0, "judge_failures": 0.0}
+    assert metrics["sinktop_mvbench_local"] == {"acc": 100.0}
     # windows reached the model in seconds; every request had a video
     windows = [v for task, v in model.visuals if isinstance(v, dict)]
     assert windows and all(0 <= w["start"] < w["end"] <= 4.0 for w in windows)
     assert {t for t, v in model.visuals if isinstance(v, dict)} == {
-        "sinktop_smoke_videocomp_activitynet", "sinktop_smoke_videocomp_youcook2", "sinktop_smoke_mvbench",
-        "sinktop_videocomp_activitynet", "sinktop_videocomp_youcook2"}
-    assert len(results["samples"]["sinktop_smoke_eventhallusion"]) == 18
-    # judge traffic: 6 EH descriptions + 4 x 3 generic + 2 temporal + 2 consistency pairs for the smoke copy;
-    # the real tasks on the same data re-ask only the generic/temporal VCG judgements (lmms-eval's own HTTP
-    # path, uncached): the EH descriptions come from our disk cache, the consistency pairs from the run memo
-    assert stub.count == (6 + 12 + 2 + 2) + (12 + 2)
+        "sinktop_videocomp_activitynet", "sinktop_videocomp_youcook2", "sinktop_mvbench_local"}
+    assert len(results["samples"]["sinktop_eventhallusion"]) == 18
+    # judge traffic: 6 EH descriptions + 4 x 3 generic + 2 temporal + 2 consistency pairs
+    assert stub.count == 6 + 12 + 2 + 2
     # the runner's results rows take this output as is
     from sinktop_eval.results import results_rows
 
@@ -111,16 +107,16 @@ def test_every_family_end_to_end_with_a_stub_judge(task_manager, stub_judge, use
 
 
 def test_without_a_judge_judge_metrics_are_missing_with_one_warning(task_manager, caplog):
-    tasks = ["sinktop_smoke_eventhallusion", "sinktop_smoke_vcg_generic", "sinktop_smoke_vcg_consistency"]
-    with caplog.at_level(logging.WARNING, logger="sinktop_eval.judge"):
+    tasks = ["sinktop_eventhallusion", "sinktop_vcg_generic", "sinktop_vcg_consistency"]
+    with caplog.at_level(logging.WARNING, logger="sinktop_eval.benchmarks.judge"):
         results, _ = evaluate(task_manager, tasks)
     metrics = leaf_metrics(results)
-    eh = metrics["sinktop_smoke_eventhallusion"]
+    eh = metrics["sinktop_eventhallusion"]
     assert eh["binary_acc"] == 100.0 and eh["entire_binary_acc"] == 100.0
     for name in ("desc_acc", "overall_acc", "judge_failures", "entire_desc_acc"):
         assert math.isnan(eh[name]), name
-    assert all(math.isnan(v) for v in metrics["sinktop_smoke_vcg_generic"].values())
-    assert all(math.isnan(v) for v in metrics["sinktop_smoke_vcg_consistency"].values())
+    assert all(math.isnan(v) for v in metrics["sinktop_vcg_generic"].values())
+    assert all(math.isnan(v) for v in metrics["sinktop_vcg_consistency"].values())
     warnings = [r for r in caplog.records if "no LLM judge configured" in r.getMessage()]
     assert len(warnings) == 1
 
@@ -128,15 +124,15 @@ def test_without_a_judge_judge_metrics_are_missing_with_one_warning(task_manager
 def test_a_failing_judge_is_counted_not_dropped(task_manager, stub_judge, use_judge):
     stub = stub_judge(always_fail=True)
     use_judge(stub.url, retries=1, backoff=0.001)
-    tasks = ["sinktop_smoke_eventhallusion", "sinktop_smoke_vcg_temporal", "sinktop_smoke_vcg_consistency"]
+    tasks = ["sinktop_eventhallusion", "sinktop_vcg_temporal", "sinktop_vcg_consistency"]
     results, _ = evaluate(task_manager, tasks)
     metrics = leaf_metrics(results)
-    eh = metrics["sinktop_smoke_eventhallusion"]
+    eh = metrics["sinktop_eventhallusion"]
     assert eh["desc_acc"] == 0.0 and eh["judge_failures"] == 6.0  # scored 0, counted, still in the mean
     assert eh["binary_acc"] == 100.0 and eh["overall_acc"] == pytest.approx(100.0 * 12 / 18)
-    assert metrics["sinktop_smoke_vcg_temporal"] == {"tu": 0.0, "judge_failures": 2.0}
-    assert metrics["sinktop_smoke_vcg_consistency"] == {"co": 0.0, "judge_failures": 2.0}
+    assert metrics["sinktop_vcg_temporal"] == {"tu": 0.0, "judge_failures": 2.0}
+    assert metrics["sinktop_vcg_consistency"] == {"co": 0.0, "judge_failures": 2.0}
     assert stub.count == 2 * (6 + 2 + 2)  # every call tried twice (retries=1)
-    samples = results["samples"]["sinktop_smoke_eventhallusion"]
+    samples = results["samples"]["sinktop_eventhallusion"]
     failed = [s["desc_acc"] for s in samples if isinstance(s["desc_acc"], dict)]
     assert len(failed) == 6 and all("HTTP 500" in f["judge_error"] for f in failed)

@@ -6,26 +6,16 @@ from pathlib import Path
 import pytest
 import yaml
 
-REPO_ROOT = Path(__file__).resolve().parents[2]
-TASKS_DIR = REPO_ROOT / "tasks"
-SMOKE_TASKS = ["sinktop_smoke_eventhallusion", "sinktop_smoke_videocomp_activitynet", "sinktop_smoke_videocomp_youcook2",
-               "sinktop_smoke_vcg_generic", "sinktop_smoke_vcg_temporal", "sinktop_smoke_vcg_consistency",
-               "sinktop_smoke_mvbench"]
-REAL_TASKS = ["sinktop_eventhallusion", "sinktop_videocomp_activitynet", "sinktop_videocomp_youcook2",
-              "sinktop_vcg_generic", "sinktop_vcg_temporal", "sinktop_vcg_consistency"]
-GROUPS = {"sinktop_hallucination": ["sinktop_eventhallusion"],
-          "sinktop_compositional": ["sinktop_videocomp_activitynet", "sinktop_videocomp_youcook2"],
-          "sinktop_open_ended": ["videochatgpt_gen", "videochatgpt_temporal", "videochatgpt_consistency"],
-          "sinktop_open_ended_local": ["sinktop_vcg_generic", "sinktop_vcg_temporal", "sinktop_vcg_consistency"],
-          "sinktop_mcqa": ["videomme", "sinktop_mvbench", "mlvu_dev"],
-          "sinktop_mvbench": [f"mvbench_{t}" for t in (
-              "action_sequence", "moving_count", "action_prediction", "episodic_reasoning", "action_antonym",
-              "action_count", "scene_transition", "object_shuffle", "object_existence", "fine_grained_pose",
-              "unexpected_action", "moving_direction", "state_change", "object_interaction", "character_order",
-              "action_localization", "counterfactual_inference", "fine_grained_action", "moving_attribute",
-              "egocentric_navigation")],
-          "sinktop_smoke": SMOKE_TASKS,
-          "sinktop_paper": ["sinktop_hallucination", "sinktop_open_ended", "sinktop_compositional", "sinktop_mcqa"]}
+from sinktop_eval.resources import CONFIG_DIR, TASKS_DIR
+from sinktop_eval.runner.config import task_set
+
+TASK_SETS = sorted(p.stem for p in (CONFIG_DIR / "tasks").glob("*.yaml"))
+SMOKE_TASKS = list(task_set("smoke").names)
+MVBENCH_TASKS = [f"mvbench_{t}" for t in (
+    "action_sequence", "moving_count", "action_prediction", "episodic_reasoning", "action_antonym", "action_count",
+    "scene_transition", "object_shuffle", "object_existence", "fine_grained_pose", "unexpected_action",
+    "moving_direction", "state_change", "object_interaction", "character_order", "action_localization",
+    "counterfactual_inference", "fine_grained_action", "moving_attribute", "egocentric_navigation")]
 
 
 def our_yaml_names() -> dict[str, str]:
@@ -49,21 +39,31 @@ def build(task_manager, names):
 
 def test_every_yaml_is_indexed_from_tasks_and_no_builtin_shadows_it(task_manager):
     ours = our_yaml_names()
-    assert set(SMOKE_TASKS + REAL_TASKS + list(GROUPS)) == set(ours)
+    assert set(SMOKE_TASKS) <= set(ours) and ours["sinktop_mvbench"] == "group"
     for name, kind in ours.items():
         entry = task_manager.task_index[name]
         assert entry["type"] == kind
         # on a name clash lmms-eval keeps the built-in's entry: ours must be the one indexed
         assert Path(entry["yaml_path"]).resolve().is_relative_to(TASKS_DIR), name
-    for group, members in GROUPS.items():
-        config = task_manager._get_config(group)
-        assert config["task"] == members
-        for member in members:
-            assert member in task_manager.all_tasks
     # the MVBench average lmms-eval's own mvbench group does not compute
-    assert sorted(GROUPS["sinktop_mvbench"]) == sorted(task_manager._get_config("mvbench")["task"])
+    assert task_manager._get_config("sinktop_mvbench")["task"] == MVBENCH_TASKS
+    assert sorted(MVBENCH_TASKS) == sorted(task_manager._get_config("mvbench")["task"])
     assert task_manager._get_config("sinktop_mvbench")["aggregate_metric_list"] == [
         {"metric": "mvbench_accuracy", "aggregation": "mean", "weight_by_size": False}]
+
+
+@pytest.mark.parametrize("name", TASK_SETS)
+def test_every_task_a_task_set_names_exists(name, task_manager):
+    """A task set is the one list of a benchmark's tasks: each entry is ours or an lmms-eval built-in."""
+    tasks = task_set(name)
+    assert tasks.names and set(tasks.benchmark_of) == set(tasks.names)
+    for task in tasks.names:
+        assert task in task_manager.all_tasks or task in task_manager.all_groups, (name, task)
+
+
+def test_the_paper_set_is_the_four_families():
+    families = [task_set(n) for n in ("hallucination", "open_ended", "compositional", "mcqa")]
+    assert task_set("paper").benchmarks == {k: v for f in families for k, v in f.benchmarks.items()}
 
 
 def test_smoke_tasks_build_with_docs_prompts_and_visuals(task_manager):
@@ -82,7 +82,7 @@ def test_smoke_tasks_build_with_docs_prompts_and_visuals(task_manager):
 
 
 def test_eventhallusion_structure_one_description_per_video_and_prompts(task_manager):
-    task = build(task_manager, ["sinktop_smoke_eventhallusion"])["sinktop_smoke_eventhallusion"]
+    task = build(task_manager, ["sinktop_eventhallusion"])["sinktop_eventhallusion"]
     docs = list(task.test_docs())
     descriptions = [(d["split"], d["id"]) for d in docs if d["kind"] == "description"]
     videos = {(d["split"], d["id"]) for d in docs}
@@ -103,7 +103,7 @@ def test_eventhallusion_structure_one_description_per_video_and_prompts(task_man
 def test_videocomp_windows_are_microseconds_to_seconds(task_manager, smoke_root):
     import json
 
-    task = build(task_manager, ["sinktop_smoke_videocomp_activitynet"])["sinktop_smoke_videocomp_activitynet"]
+    task = build(task_manager, ["sinktop_videocomp_activitynet"])["sinktop_videocomp_activitynet"]
     raw = json.loads((smoke_root / "VideoComp" / "activitynet_comp_val.json").read_text())
     doc = next(iter(task.test_docs()))
     visual = task.doc_to_visual(doc)[0]
@@ -116,19 +116,24 @@ def test_videocomp_windows_are_microseconds_to_seconds(task_manager, smoke_root)
 
 def test_real_tasks_read_the_official_layouts_from_the_data_root(task_manager, monkeypatch, smoke_root):
     monkeypatch.setenv("SINKTOP_DATA_ROOT", str(smoke_root))  # the smoke copy has the release layouts
-    tasks = build(task_manager, REAL_TASKS)
+    tasks = build(task_manager, SMOKE_TASKS)
     assert len(list(tasks["sinktop_eventhallusion"].test_docs())) == 18
     assert len(list(tasks["sinktop_vcg_consistency"].test_docs())) == 4
+    assert len(list(tasks["sinktop_mvbench_local"].test_docs())) == 4
     # a per-benchmark variable wins over the common root
     monkeypatch.setenv("SINKTOP_EVENTHALLUSION_DIR", str(smoke_root / "nowhere"))
     with pytest.raises(SystemExit, match="SINKTOP_EVENTHALLUSION_DIR"):
         build(task_manager, ["sinktop_eventhallusion"])
+    # ... but not over the synthetic benchmark, which has every folder
+    monkeypatch.setenv("SINKTOP_DATA_ROOT", "builtin:smoke")
+    assert len(list(build(task_manager, ["sinktop_eventhallusion"])["sinktop_eventhallusion"].test_docs())) == 18
 
 
 @pytest.mark.parametrize("task, env_var, missing", [
     ("sinktop_eventhallusion", "SINKTOP_EVENTHALLUSION_DIR", "EventHallusion/questions/entire_questions.json"),
     ("sinktop_videocomp_youcook2", "SINKTOP_VIDEOCOMP_DIR", "VideoComp/youcook2_comp_val.json"),
     ("sinktop_vcg_generic", "SINKTOP_VIDEOCHATGPT_DIR", "VideoChatGPT/Generic"),
+    ("sinktop_mvbench_local", "SINKTOP_MVBENCH_DIR", "MVBench/json"),
 ])
 def test_missing_data_root_fails_at_build_with_one_line(task_manager, monkeypatch, tmp_path, task, env_var, missing):
     monkeypatch.setenv("SINKTOP_DATA_ROOT", str(tmp_path / "empty"))
@@ -150,6 +155,7 @@ def test_missing_video_stops_at_build_naming_the_file_or_is_skipped(task_manager
     root = copy_tree(smoke_root / "VideoComp", tmp_path / "VideoComp")
     video = next((root / "raw_videos" / "video").glob("*.mp4"))
     video.unlink()
+    monkeypatch.delenv("SINKTOP_DATA_ROOT")  # builtin:smoke would ignore the per-benchmark folder
     monkeypatch.setenv("SINKTOP_VIDEOCOMP_DIR", str(root))
     with pytest.raises(SystemExit, match=str(video).replace(".", r"\.")):
         build(task_manager, ["sinktop_videocomp_youcook2"])
@@ -162,9 +168,11 @@ def test_missing_video_stops_at_build_naming_the_file_or_is_skipped(task_manager
 
 def test_corrupt_or_vanished_video_raises_a_clear_error_not_sys_exit(task_manager, monkeypatch, tmp_path, smoke_root):
     root = copy_tree(smoke_root / "EventHallusion", tmp_path / "EventHallusion")
+    monkeypatch.delenv("SINKTOP_DATA_ROOT")  # builtin:smoke would ignore the per-benchmark folder
     monkeypatch.setenv("SINKTOP_EVENTHALLUSION_DIR", str(root))
     task = build(task_manager, ["sinktop_eventhallusion"])["sinktop_eventhallusion"]
     doc = next(iter(task.test_docs()))
+    assert doc["video"].startswith(str(root))  # never damage the session's shared copy
     Path(doc["video"]).write_bytes(b"\x00\x00\x00\x18ftypmp42 not really a video")
     with pytest.raises(FileNotFoundError, match="corrupt or unreadable: " + doc["video"]):
         task.doc_to_visual(doc)
@@ -177,7 +185,7 @@ def test_corrupt_or_vanished_video_raises_a_clear_error_not_sys_exit(task_manage
 
 
 def test_judged_process_results_without_judge_are_nan(task_manager):
-    task = build(task_manager, ["sinktop_smoke_eventhallusion"])["sinktop_smoke_eventhallusion"]
+    task = build(task_manager, ["sinktop_eventhallusion"])["sinktop_eventhallusion"]
     docs = list(task.test_docs())
     description = next(d for d in docs if d["kind"] == "description")
     out = task.process_results(description, ["A shape moves."])
@@ -197,4 +205,4 @@ def test_videocomp_option_lists_inline_or_one_per_line():
                                                                                           "A dog (big) runs."]
     assert utils.parse_options("Which matches?\nA. a man runs\nB. a dog runs") == ["a man runs", "a dog runs"]
     assert utils.parse_options("Which caption matches the video?") == []
-    assert utils.MICROSECONDS_PER_SECOND == 1_000_000
+    assert utils.common.MICROSECONDS_PER_SECOND == 1_000_000

@@ -10,6 +10,8 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 import pandas as pd  # noqa: E402
 
+from .layout import accuracy_columns  # noqa: E402
+
 PRUNER_COLOURS = {"visionzip": "tab:blue", "fastvid": "tab:orange", "holitom": "tab:green", "random": "tab:gray",
                   "uniform": "tab:brown", "dense": "black"}
 STOP_STYLE = {"off": ("", "--"), "on": (" + SToP", "-"), "stsp": (" + STSP only", "-."), "sttp": (" + STTP only", ":")}
@@ -22,9 +24,7 @@ def _method_label(pruner: str, stop: str) -> str:
 
 def _accuracy_rows(rows: pd.DataFrame) -> pd.DataFrame:
     """Rows of the paper tables' accuracy columns (EH bin/desc, VideoComp, MVBench, VideoMME, MLVU) with a value."""
-    from .tables import TABLES
-
-    columns = {(c.benchmark, c.metric) for spec in TABLES.values() for c in spec.columns if c.metric.endswith("acc")}
+    columns = accuracy_columns()
     in_table = pd.Series([k in columns for k in zip(rows["benchmark"], rows["paper_metric"])], index=rows.index)
     acc = rows[in_table & rows["value"].notna()]
     return acc.assign(panel=acc["benchmark"] + " " + acc["paper_metric"])

@@ -44,12 +44,13 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
+from ..files import CACHE_ENV as ENV_CACHE
+from ..files import cache_root
+
 log = logging.getLogger(__name__)
 
 ENV_URL, ENV_KEY, ENV_MODEL = "SINKTOP_JUDGE_URL", "SINKTOP_JUDGE_KEY", "SINKTOP_JUDGE_MODEL"
-ENV_CACHE = "SINKTOP_CACHE"
 ENV_RETRIES, ENV_BACKOFF, ENV_TIMEOUT = "SINKTOP_JUDGE_RETRIES", "SINKTOP_JUDGE_BACKOFF", "SINKTOP_JUDGE_TIMEOUT"
-DEFAULT_CACHE_ROOT = Path("~/.cache/sinktop_eval")
 CHAT_PATH = "/chat/completions"
 # statuses a retry cannot fix (bad request, bad key, no such model/endpoint)
 NON_RETRYABLE = frozenset({400, 401, 403, 404, 422})
@@ -63,11 +64,6 @@ class JudgeError(RuntimeError):
         super().__init__(message)
         self.status = status
         self.retry_after = retry_after
-
-
-def cache_root(environ: Mapping[str, str] | None = None) -> Path:
-    environ = os.environ if environ is None else environ
-    return Path(environ.get(ENV_CACHE) or DEFAULT_CACHE_ROOT).expanduser()
 
 
 @dataclass(frozen=True)
@@ -412,7 +408,7 @@ def export_vcg_env(config: JudgeConfig | None = None, environ: dict | None = Non
     Call before the tasks load (lmms-eval reads these when it imports the task module); an already
     imported ``lmms_eval.tasks.videochatgpt.utils`` is updated too. Returns what was exported ({} when
     no judge is configured: the built-in tasks would then call OpenAI with a placeholder key, retry
-    5 x 5 s per call and score 0, so skip them or use sinktop_open_ended_local).
+    5 x 5 s per call and score 0, so skip them or use the sinktop_vcg_* tasks).
     """
     environ = os.environ if environ is None else environ
     config = config or active_config()

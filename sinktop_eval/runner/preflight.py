@@ -12,8 +12,11 @@ from contextlib import contextmanager
 from dataclasses import dataclass, replace
 from pathlib import Path
 
-from . import judge
-from .config import TASKS_DIR, ConfigError, RunSpec
+from ..benchmarks import judge
+from ..benchmarks.common import BUILTIN_SMOKE, DATA_ROOT_ENV
+from ..files import first_line
+from ..resources import TASKS_DIR
+from .config import ConfigError, RunSpec
 
 # what preparing a run may set in os.environ (restored afterwards, so sweep jobs do not leak into each other)
 RUN_ENV_KEYS = ("SINKTOP_DATA_ROOT", "HF_HOME", "API_TYPE", "OPENAI_API_URL", "OPENAI_API_KEY", "MODEL_VERSION")
@@ -57,8 +60,8 @@ def leaf_task_names(task_dict: dict) -> list[str]:
 
 def configure_judge(spec: RunSpec) -> judge.JudgeConfig:
     """The run's judge: config values over SINKTOP_JUDGE_*; exported to lmms-eval's VCG tasks too."""
-    config = judge.configure(judge.JudgeConfig.from_env(url=spec.judge.get("url"), key=spec.judge.get("key"),
-                                                        model=spec.judge.get("model")))
+    settings = spec.config.judge
+    config = judge.configure(judge.JudgeConfig.from_env(url=settings.url, key=settings.key, model=settings.model))
     judge.new_run()
     judge.export_vcg_env(config)
     return config
@@ -77,30 +80,31 @@ def check_judge_reachable(config: judge.JudgeConfig) -> None:
 def prepare_task_environment(spec: RunSpec) -> TaskEnvironment:
     from lmms_eval.tasks import TaskManager, get_task_dict
 
-    if spec.data_root:
-        os.environ["SINKTOP_DATA_ROOT"] = str(Path(spec.data_root).expanduser().resolve())
+    data_root = spec.tasks.data_root or spec.config.data_root  # a task set's own data (smoke) wins
+    if data_root:
+        os.environ[DATA_ROOT_ENV] = data_root if data_root == BUILTIN_SMOKE else str(Path(data_root).expanduser().resolve())
     # lmms-eval's built-in video tasks resolve their video folders from HF_HOME (and misbehave without it)
     os.environ.setdefault("HF_HOME", str(Path("~/.cache/huggingface").expanduser()))
     config = configure_judge(spec)
 
     manager = TaskManager(include_path=[str(TASKS_DIR)])
     try:
-        leaves = leaf_task_names(get_task_dict(list(spec.tasks), manager))
+        leaves = leaf_task_names(get_task_dict(list(spec.tasks.names), manager))
     except SystemExit as err:  # the tasks' own one-line data errors (DataRootError)
         if not str(err).strip():
             raise
         raise TaskBuildError(f"{err} (or pass data_root=/path/to/benchmarks)") from None
     except Exception as err:  # noqa: BLE001 - reported as one line naming the tasks and the likely fix
         cause = root_cause(err)
-        first_line = (str(cause).strip().splitlines() or [type(cause).__name__])[0]
-        raise TaskBuildError(f"building tasks {list(spec.tasks)} failed: {type(cause).__name__}: {first_line} -- "
+        raise TaskBuildError(f"building tasks {list(spec.tasks.names)} failed: {type(cause).__name__}: "
+                             f"{first_line(cause)} -- "
                              "lmms-eval's built-in tasks (open_ended, mcqa) fetch their datasets from the HF hub into "
                              "$HF_HOME: run once with network (and a token for gated sets), or choose tasks whose "
                              "data is local (hallucination, compositional, open_ended_local, smoke)") from err
     if config.configured:
         check_judge_reachable(config)
     elif any(name.startswith(BUILTIN_JUDGED_PREFIX) for name in leaves):
-        raise ConfigError(f"tasks {list(spec.tasks)} include lmms-eval's VideoChatGPT tasks, which need an LLM judge; "
+        raise ConfigError(f"tasks {list(spec.tasks.names)} include lmms-eval's VideoChatGPT tasks, which need an LLM judge; "
                           "set judge.url and judge.model (or SINKTOP_JUDGE_URL / SINKTOP_JUDGE_MODEL), or use "
                           "tasks=open_ended_local, which reports judge metrics as missing without one")
     return TaskEnvironment(judge_model=config.model if config.configured else None, task_manager=manager)

@@ -1,18 +1,19 @@
-"""Shared by the sinktop task folders (tasks/*/utils.py): data roots, video checks, metric aggregation.
+"""Shared by the task folders (tasks/*/utils.py): data roots, video checks, docs, metric aggregation.
 
 lmms-eval imports a task's ``utils.py`` by file path (once per ``!function`` reference); this module is
 imported normally, so there is one instance of it per process and its state (the consistency-judge
 memo) is shared by every copy of the task utils.
 
 Data roots, read when a task is built (never at import), so the lmms-eval CLI
-(``SINKTOP_DATA_ROOT=/data lmms-eval --include_path tasks ...``) and in-process
-``simple_evaluate(..., task_manager=TaskManager(include_path=["tasks"]))`` behave the same:
+(``SINKTOP_DATA_ROOT=/data lmms-eval --include_path <tasks> ...``) and in-process
+``simple_evaluate(..., task_manager=TaskManager(include_path=[TASKS_DIR]))`` behave the same:
 
-    SINKTOP_DATA_ROOT            common root (default <repo>/data), holding one folder per benchmark:
-    SINKTOP_EVENTHALLUSION_DIR   default $SINKTOP_DATA_ROOT/EventHallusion
+    SINKTOP_DATA_ROOT            common root (default ./data), holding one folder per benchmark;
+                                 builtin:smoke = the synthetic benchmark (built on demand, see smoke_data)
+    SINKTOP_EVENTHALLUSION_DIR   default $SINKTOP_DATA_ROOT/EventHallusion (ignored under builtin:smoke)
     SINKTOP_VIDEOCOMP_DIR        default $SINKTOP_DATA_ROOT/VideoComp
     SINKTOP_VIDEOCHATGPT_DIR     default $SINKTOP_DATA_ROOT/VideoChatGPT
-    SINKTOP_SMOKE_DIR            the synthetic benchmark (default <repo>/data/smoke, built on demand)
+    SINKTOP_MVBENCH_DIR          default $SINKTOP_DATA_ROOT/MVBench
     SINKTOP_SKIP_MISSING_VIDEOS  1: evaluate without items whose video file is missing (default: stop)
 """
 from __future__ import annotations
@@ -22,17 +23,18 @@ import json
 import logging
 import math
 import os
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import Any
 
 log = logging.getLogger("sinktop_eval.tasks")
 
-REPO_ROOT = Path(__file__).resolve().parent.parent
 DATA_ROOT_ENV = "SINKTOP_DATA_ROOT"
-DEFAULT_DATA_ROOT = REPO_ROOT / "data"
+DEFAULT_DATA_ROOT = Path("data")
+BUILTIN_SMOKE = "builtin:smoke"  # the data root that means the synthetic benchmark
 SKIP_MISSING_ENV = "SINKTOP_SKIP_MISSING_VIDEOS"
 VIDEO_EXTENSIONS = (".mp4", ".MP4", ".mkv", ".webm", ".avi", ".mov")
+MICROSECONDS_PER_SECOND = 1_000_000  # VideoComp stores its time fields in microseconds
 NAN = float("nan")
 
 # results of the consistency judge, shared by the aggregations of one task (see videochatgpt_local)
@@ -52,28 +54,32 @@ class VideoFileError(FileNotFoundError):
     """A video that is missing, empty or undecodable (raised while the model asks for it)."""
 
 
-def data_root() -> Path:
-    value = os.environ.get(DATA_ROOT_ENV)
-    return Path(value).expanduser() if value else DEFAULT_DATA_ROOT
+def benchmark_dir(benchmark: str, env_var: str) -> tuple[Path, str]:
+    """(folder, how it was chosen) for one benchmark: the synthetic copy under builtin:smoke, else
+    $env_var, else $SINKTOP_DATA_ROOT/<benchmark>, else ./data/<benchmark>."""
+    root = os.environ.get(DATA_ROOT_ENV)
+    if root == BUILTIN_SMOKE:
+        from .smoke_data import ensure_smoke_data
+
+        smoke = ensure_smoke_data()
+        return smoke / benchmark, f"{DATA_ROOT_ENV}={BUILTIN_SMOKE} (the synthetic benchmark at {smoke})"
+    if os.environ.get(env_var):
+        return Path(os.environ[env_var]).expanduser(), f"{env_var}={os.environ[env_var]}"
+    if root:
+        return Path(root).expanduser() / benchmark, f"{DATA_ROOT_ENV}={root}"
+    return DEFAULT_DATA_ROOT.resolve() / benchmark, f"default root ./{DEFAULT_DATA_ROOT} ({DATA_ROOT_ENV} unset)"
 
 
-def benchmark_dir(subdir: str, env_var: str) -> tuple[Path, str]:
-    """(folder, how it was chosen) for one benchmark: $env_var, else $SINKTOP_DATA_ROOT/<subdir>."""
-    value = os.environ.get(env_var)
-    if value:
-        return Path(value).expanduser(), f"{env_var}={value}"
-    root = data_root()
-    how = f"{DATA_ROOT_ENV}={os.environ[DATA_ROOT_ENV]}" if os.environ.get(DATA_ROOT_ENV) else \
-        f"default root {DEFAULT_DATA_ROOT} ({DATA_ROOT_ENV} unset)"
-    return root / subdir, how
+def docs_of(load: Callable[[Path, str], list[dict]], benchmark: str, env_var: str, *, on_build: Callable[[], Any] = None):
+    """A task's ``process_docs``: the placeholder dataset lmms-eval passes is replaced by ``load(folder, how)``
+    over the benchmark's folder (bind per-task arguments with functools.partial)."""
+    def process_docs(dataset):
+        if on_build is not None:
+            on_build()
+        folder, how = benchmark_dir(benchmark, env_var)
+        return to_dataset(load(folder, how))
 
-
-def smoke_dir(subdir: str) -> tuple[Path, str]:
-    """A folder of the synthetic benchmark, building the benchmark first if it is not there yet."""
-    from sinktop_eval.smoke_data import SMOKE_ENV, ensure_smoke_data
-
-    root = ensure_smoke_data()
-    return root / subdir, f"{SMOKE_ENV} (smoke benchmark at {root})"
+    return process_docs
 
 
 def data_error(benchmark: str, path: Path, env_var: str, how: str) -> DataRootError:
@@ -148,6 +154,15 @@ def checked_video(path: str, what: str = "video") -> str:
     if problem:
         raise VideoFileError(f"{what}: video file is corrupt or unreadable: {path} ({problem})")
     return path
+
+
+def windowed_visual(doc: dict, what: str) -> list:
+    """``doc_to_visual`` of a doc with ``video`` and optional ``start`` / ``end`` seconds: ``[path]`` or
+    ``[{"path", "start", "end"}]`` (the form `sinktop_eval.lmms.model.parse_visual` reads)."""
+    path = checked_video(doc["video"], what)
+    if doc.get("start") is None or doc.get("end") is None:
+        return [path]
+    return [{"path": path, "start": float(doc["start"]), "end": float(doc["end"])}]
 
 
 def to_dataset(docs: list[dict]):

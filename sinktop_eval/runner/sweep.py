@@ -15,7 +15,7 @@ import pandas as pd
 from hydra.experimental.callback import Callback
 from omegaconf import DictConfig
 
-from .results import RESULTS_FILE, atomic_write_csv
+from ..results import RESULTS_FILE, atomic_write_csv
 from .tracking import log_table_run
 
 log = logging.getLogger(__name__)

@@ -1,7 +1,9 @@
 """The embedded synthetic benchmark: every task family's official file layout, with tiny rendered videos.
 
     python scripts/make_smoke_data.py data/smoke [--seed 0] [--force]
-    ensure_smoke_data()          # builds <repo>/data/smoke (or $SINKTOP_SMOKE_DIR) once, then reuses it
+    ensure_smoke_data()          # builds $SINKTOP_SMOKE_DIR (default <cache>/smoke) once, then reuses it
+
+Tasks read it when SINKTOP_DATA_ROOT=builtin:smoke (what the `smoke` task set sets).
 
 Twelve short clips (24 or 32 frames, 112 x 112, 8 fps) of coloured shapes moving over a textured
 background with a constant bright "sink" patch (`sinktop_eval.synthetic_video`), plus annotations
@@ -22,33 +24,31 @@ from __future__ import annotations
 import json
 import os
 import shutil
-import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
+from ..files import build_directory, cache_root
+from .common import MICROSECONDS_PER_SECOND
 from .synthetic_video import COLOURS, Scene, ShapeTrack, write_scene
 
-REPO_ROOT = Path(__file__).resolve().parent.parent
 SMOKE_ENV = "SINKTOP_SMOKE_DIR"
-DEFAULT_SMOKE_DIR = REPO_ROOT / "data" / "smoke"
 MANIFEST = "MANIFEST.json"
 FORMAT_VERSION = 1  # bump when the layout or content rules change: ensure_smoke_data then rebuilds
 DEFAULT_SEED = 0
 FPS = 8.0
-MICROSECONDS_PER_SECOND = 1_000_000  # VideoComp stores times in microseconds
 # MVBench task -> video sub-folder (the real release's prefixes for these two tasks)
 MVBENCH_PREFIXES = {"object_existence": "clevrer/video_validation", "action_sequence": "star/Charades_v1_480"}
 SUBDIRS = ("EventHallusion", "VideoComp", "VideoChatGPT", "MVBench")
 
 
 def smoke_root(environ: dict | None = None) -> Path:
-    """Where the smoke benchmark lives: $SINKTOP_SMOKE_DIR, else <repo>/data/smoke."""
+    """Where the smoke benchmark lives: $SINKTOP_SMOKE_DIR, else <cache root>/smoke."""
     environ = os.environ if environ is None else environ
     value = environ.get(SMOKE_ENV)
-    return Path(value).expanduser().resolve() if value else DEFAULT_SMOKE_DIR
+    return Path(value).expanduser().resolve() if value else cache_root(environ) / "smoke"
 
 
 # --------------------------------------------------------------------------- scenes
@@ -341,29 +341,18 @@ def _build_into(out: Path, seed: int) -> dict:
 def build_smoke_data(out_dir: str | Path, seed: int = DEFAULT_SEED, replace: bool = True) -> dict:
     """(Re)build the smoke benchmark at ``out_dir``; returns its manifest.
 
-    Built in a sibling temporary folder and moved into place, so a reader never sees half a
-    benchmark and two concurrent builders do not mix files. ``replace=False`` keeps a complete
-    build that appeared meanwhile (another process got there first).
+    Built in a sibling temporary folder and moved into place (`sinktop_eval.files.build_directory`), so
+    a reader never sees half a benchmark and two concurrent builders do not mix files. ``replace=False``
+    keeps a complete build of the same seed that appeared meanwhile (another process got there first).
     """
     out = Path(out_dir).expanduser().resolve()
-    out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.build-", dir=out.parent))
-    try:
-        manifest = _build_into(tmp, seed)
-        current = read_manifest(out)
-        if not replace and _complete(out, current) and current.get("seed") == seed:
-            return current
-        old = None
-        if out.exists():
-            old = Path(tempfile.mkdtemp(prefix=f".{out.name}.old-", dir=out.parent))
-            os.replace(out, old / out.name)
-        os.replace(tmp, out)
-        if old is not None:
-            shutil.rmtree(old, ignore_errors=True)
-        return manifest
-    finally:
-        if tmp.exists():
-            shutil.rmtree(tmp, ignore_errors=True)
+
+    def same_seed(path: Path) -> bool:
+        manifest = read_manifest(path)
+        return _complete(path, manifest) and manifest.get("seed") == seed
+
+    build_directory(out, lambda staging: _build_into(staging, seed), complete=same_seed, replace=replace)
+    return read_manifest(out)
 
 
 def ensure_smoke_data(root: str | Path | None = None, seed: int | None = None) -> Path:

@@ -15,18 +15,18 @@ import json
 import logging
 import shutil
 import time
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
 import pandas as pd
 from omegaconf import OmegaConf
 
-from .atomic_files import atomic_write_text
-from .config import ModelSpec, RunSpec
+from ..files import atomic_write_text
+from .config import RunSpec
+from .preflight import TaskEnvironment, task_environment
 from .provenance import code_version, environment_report
-from .results import RESULTS_FILE, atomic_write_csv, atomic_write_jsonl, results_rows, sample_logs
-from .task_env import TaskEnvironment, task_environment
+from ..results import RESULTS_FILE, atomic_write_csv, atomic_write_jsonl, results_rows, sample_logs
 from .tracking import log_table_run
 
 log = logging.getLogger(__name__)
@@ -46,14 +46,16 @@ class BackboneCache:
         self._backbone: Any = None
         self.loads = 0
 
-    def get(self, model: ModelSpec):
-        key = (model.backbone, model.path, model.dtype, model.device, model.attn_implementation)
+    def get(self, spec: RunSpec):
+        model = spec.config.model
+        key = (model.backbone, model.path, spec.dtype, model.device, model.attn_implementation)
         if key != self._key:
-            from .backbones import load_backbone
+            from ..backbones import load_backbone
 
             self._backbone, self._key = None, None
             gc.collect()
-            self._backbone = load_backbone(model.backbone, **model.load_kwargs())
+            self._backbone = load_backbone(model.backbone, path=model.path, dtype=spec.dtype, device=model.device,
+                                           attn_implementation=model.attn_implementation)
             self._key = key
             self.loads += 1
         return self._backbone
@@ -70,10 +72,10 @@ class RunOutcome:
 
 
 def run_columns(spec: RunSpec, judge_model: str | None) -> dict[str, Any]:
-    return {"run_id": spec.run_id, "backbone": spec.model.name, "checkpoint": spec.model.path or spec.model.checkpoint,
-            "pruner": spec.pruner, "stop": spec.stop, "mu_s": spec.mu_s, "mu_t": spec.mu_t,
-            "mu_source": spec.mu_source, "gamma": spec.gamma, "ratio": spec.ratio, "frames": spec.frames,
-            "seed": spec.seed, "limit": spec.limit, "judge_model": judge_model, "code_version": code_version()}
+    combo = spec.combination.describe()
+    combo["pruner_settings"] = json.dumps(combo["pruner_settings"], sort_keys=True)
+    return {"run_id": spec.run_id, **combo, "frames": spec.config.frames, "seed": spec.config.seed,
+            "limit": spec.limit, "judge_model": judge_model, "code_version": code_version()}
 
 
 def _start_fresh(run_dir: Path) -> Path | None:
@@ -93,15 +95,16 @@ def run_combination(spec: RunSpec, hydra_config: Any = None, backbones: Backbone
     """Evaluate one combination unless its results already exist (or ``spec.force``)."""
     run_dir = spec.run_dir
     results_path = run_dir / RESULTS_FILE
-    if results_path.exists() and not (spec.force or spec.rescore):
+    config = spec.config
+    if results_path.exists() and not (config.force or config.rescore):
         log.warning("skip %s: already finished (%s); pass force=true to re-run, rescore=true to re-score its "
                     "answers", spec.run_id, results_path)
         return RunOutcome("skipped", run_dir, pd.read_csv(results_path))
     # data, judge and task build: fails before any model loads; the variables it sets end with the run
     with task_environment(spec) as task_env:
-        if spec.force or spec.rescore:  # only now: a failed preflight leaves the finished results in place
+        if config.force or config.rescore:  # only now: a failed preflight leaves the finished results in place
             backup = _start_fresh(run_dir)
-            if spec.rescore and backup is not None and (backup / GENERATIONS_FILE).exists():
+            if config.rescore and backup is not None and (backup / GENERATIONS_FILE).exists():
                 # the saved answers are the resume point: every generation is reused, only scoring runs
                 run_dir.mkdir(parents=True, exist_ok=True)
                 shutil.copy2(backup / GENERATIONS_FILE, run_dir / GENERATIONS_FILE)
@@ -111,7 +114,7 @@ def run_combination(spec: RunSpec, hydra_config: Any = None, backbones: Backbone
 def _evaluate(spec: RunSpec, task_env: TaskEnvironment, hydra_config: Any, backbones: BackboneCache) -> RunOutcome:
     from lmms_eval.evaluator import simple_evaluate
 
-    from .lmms import SinktopModel
+    from ..lmms import SinktopModel
 
     run_dir, results_path = spec.run_dir, spec.run_dir / RESULTS_FILE
     run_dir.mkdir(parents=True, exist_ok=True)
@@ -119,19 +122,18 @@ def _evaluate(spec: RunSpec, task_env: TaskEnvironment, hydra_config: Any, backb
     atomic_write_text(run_dir / "config.yaml", config_text)
     atomic_write_text(run_dir / "environment.json", json.dumps(environment_report(), indent=2))
 
-    model = SinktopModel(backbone=backbones.get(spec.model), pruner=spec.pruner, stop=spec.stop, ratio=spec.ratio,
-                         mu_s=spec.mu_s, mu_t=spec.mu_t, gamma=spec.gamma, frames=spec.frames,
-                         max_new_tokens=spec.max_new_tokens, seed=spec.seed,
-                         records_path=str(run_dir / GENERATIONS_FILE),
-                         **{f"pruner_{k}": v for k, v in spec.pruner_settings.items()})
-    results = simple_evaluate(model=model, tasks=list(spec.tasks), limit=spec.limit, log_samples=True,
-                              bootstrap_iters=0, task_manager=task_env.task_manager,
-                              random_seed=spec.seed, numpy_random_seed=spec.seed, torch_random_seed=spec.seed,
-                              fewshot_random_seed=spec.seed)
+    config = spec.config
+    model = SinktopModel(backbone=backbones.get(spec), combination=spec.combination, frames=config.frames,
+                         max_new_tokens=config.max_new_tokens, seed=config.seed,
+                         records_path=str(run_dir / GENERATIONS_FILE))
+    seed = config.seed
+    results = simple_evaluate(model=model, tasks=list(spec.tasks.names), limit=spec.limit, log_samples=True,
+                              bootstrap_iters=0, task_manager=task_env.task_manager, random_seed=seed,
+                              numpy_random_seed=seed, torch_random_seed=seed, fewshot_random_seed=seed)
     if not results or not results.get("results"):
-        raise RuntimeError(f"lmms-eval returned no results for {spec.run_id} (tasks {list(spec.tasks)})")
+        raise RuntimeError(f"lmms-eval returned no results for {spec.run_id} (tasks {list(spec.tasks.names)})")
 
-    rows = results_rows(run_columns(spec, task_env.judge_model), results, model.records)
+    rows = results_rows(run_columns(spec, task_env.judge_model), results, model.records, spec.tasks.benchmark_of)
     for task, samples in sample_logs(results, model.records).items():
         atomic_write_jsonl(run_dir / "samples" / f"{task}.jsonl", samples)
     summary = {k: v for k, v in results.items() if k != "samples"}
@@ -141,7 +143,7 @@ def _evaluate(spec: RunSpec, task_env: TaskEnvironment, hydra_config: Any, backb
     log.warning("finished %s -> %s", spec.run_id, results_path)
 
     try:
-        log_table_run(spec.run_id, spec.to_dict(), rows, run_dir, spec.wandb)
+        log_table_run(spec.run_id, spec.to_dict(), rows, run_dir, asdict(config.wandb))
     except Exception as err:  # noqa: BLE001 - tracking must never cost a finished result
         log.error("W&B logging failed for %s (results are safe in %s): %s", spec.run_id, results_path, err)
     return RunOutcome("done", run_dir, rows)

@@ -8,7 +8,7 @@ from pathlib import Path
 
 PACKAGES = ("sinktop-eval", "torch", "torchvision", "transformers", "lmms-eval", "hydra-core", "pandas", "wandb",
             "decord", "numpy", "accelerate", "datasets")
-REPO_ROOT = Path(__file__).resolve().parent.parent
+PACKAGE_DIR = Path(__file__).resolve().parent.parent  # git looks upward from here: a checkout has a commit, a wheel none
 
 
 def package_versions() -> dict[str, str | None]:
@@ -21,7 +21,7 @@ def package_versions() -> dict[str, str | None]:
     return versions
 
 
-def git_state(root: Path = REPO_ROOT) -> dict[str, str | bool | None]:
+def git_state(root: Path = PACKAGE_DIR) -> dict[str, str | bool | None]:
     """Commit hash and whether the tree had uncommitted changes (None outside a git checkout)."""
     def git(*args: str) -> str | None:
         try:
@@ -37,7 +37,7 @@ def git_state(root: Path = REPO_ROOT) -> dict[str, str | bool | None]:
 
 def code_version() -> str:
     """'<version>+g<short hash>[.dirty]' — the results CSV's code_version column."""
-    from . import __version__
+    from .. import __version__
 
     state = git_state()
     if not state["commit"]:
