@@ -7,6 +7,7 @@
 """
 from __future__ import annotations
 
+import errno
 import os
 import shutil
 import tempfile
@@ -72,3 +73,26 @@ def build_directory(target: Path, build: Callable[[Path], None], complete: Calla
 def first_line(err: BaseException) -> str:
     """The first non-empty line of an error's message (its type name when it has none)."""
     return next((line.strip() for line in str(err).splitlines() if line.strip()), type(err).__name__)
+
+
+# errors that mean "this location cannot hold results" rather than a bug: reported as one line
+STORAGE_ERRNOS = {errno.ENOSPC, errno.EROFS, errno.EACCES, errno.EPERM, errno.EDQUOT, errno.ENOTDIR, errno.EEXIST}
+
+
+def storage_problem(err: BaseException) -> str | None:
+    """One line for an OSError that says the output location is unusable (full, read-only, a file), else None."""
+    if not isinstance(err, OSError) or err.errno not in STORAGE_ERRNOS:
+        return None
+    where = f" {err.filename}" if err.filename else ""
+    return f"cannot write{where}: {err.strerror or err}"
+
+
+def check_writable(folder: Path) -> None:
+    """Create ``folder`` if needed and write a probe file in it; an OSError names the folder and the reason."""
+    folder = Path(folder).expanduser()
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+        with tempfile.NamedTemporaryFile(dir=folder, prefix=".write-probe-"):
+            pass
+    except OSError as err:
+        raise OSError(err.errno, err.strerror or str(err), str(folder)) from None

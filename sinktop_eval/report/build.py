@@ -1,8 +1,11 @@
 """The paper's tables from results rows, with the paper's reported numbers beside ours (pandas throughout).
 
-A cell we have no result for is shown as missing; nothing is interpolated. PDR is the mean relative drop
-versus the dense run of the same backbone over the table's columns; when only some columns exist it is
-computed over those and marked †.
+A cell we have no result for is shown as missing; nothing is interpolated. PDR is the table's drop
+measure (`TableSpec.pdr_note`): the mean relative drop versus the dense run of the same backbone over the
+table's PDR columns, a lower-is-better column counting its relative *increase*; when only some of those
+columns exist it is computed over those and marked †. The paper's values come from
+``paper_reference.csv``: a cell from any table that reports the same (backbone, method, ratio, metric),
+the drop column only from the table itself (the tables define their drops differently).
 """
 from __future__ import annotations
 
@@ -11,7 +14,7 @@ from dataclasses import dataclass, field
 import pandas as pd
 
 from ..resources import PAPER_REFERENCE
-from .layout import DENSE, PAPER_BACKBONE, PAPER_METHOD, TABLES, Method, TableSpec, canonical_metric
+from .layout import DENSE, PAPER_BACKBONE, TABLES, Column, Method, TableSpec, canonical_metric
 
 MISSING = "–"
 CERTAINTY_MARK = {"confirmed_twice": "", "secondary": "*", "doubtful": "?"}
@@ -38,16 +41,21 @@ def load_paper_reference(path=PAPER_REFERENCE) -> pd.DataFrame:
     return pd.read_csv(path)
 
 
-def pdr(values: dict[str, float | None], dense: dict[str, float | None]) -> tuple[float | None, int]:
-    """Mean relative drop (%) vs dense over the columns both have; (value, number of columns used)."""
+def pdr(values: dict[str, float | None], dense: dict[str, float | None],
+        lower_is_better: frozenset[str] = frozenset()) -> tuple[float | None, int]:
+    """Mean relative drop (%) vs dense over the columns both have; (value, number of columns used).
+
+    For a lower-is-better column (a cost, a hallucination rate) the drop is the relative increase.
+    """
     ours, reference = pd.Series(values, dtype=float), pd.Series(dense, dtype=float).reindex(list(values))
     usable = ours.notna() & reference.notna() & (reference != 0)
-    drops = (reference[usable] - ours[usable]) / reference[usable] * 100.0
+    sign = pd.Series([-1.0 if k in lower_is_better else 1.0 for k in ours.index], index=ours.index)
+    drops = sign[usable] * (reference[usable] - ours[usable]) / reference[usable] * 100.0
     return (float(drops.mean()), int(usable.sum())) if usable.any() else (None, 0)
 
 
-def _fmt(value: float | None) -> str:
-    return MISSING if value is None or pd.isna(value) else f"{value:.2f}"
+def _fmt(value: float | None, digits: int = 2) -> str:
+    return MISSING if value is None or pd.isna(value) else f"{value:.{digits}f}"
 
 
 def _ratio_key(value: float) -> float:
@@ -75,10 +83,13 @@ class BuiltTable:
         return [[label, *cells] for label, cells in zip(self.frame.index, self.frame.values.tolist())]
 
 
+def _latest_first(rows: pd.DataFrame) -> pd.DataFrame:
+    return rows.sort_values("timestamp", kind="stable") if "timestamp" in rows else rows
+
+
 def _our_cells(rows: pd.DataFrame, spec: TableSpec) -> pd.DataFrame:
     """(pruner, stop, ratio) x column label -> value; the latest run of a cell wins."""
-    if "timestamp" in rows:
-        rows = rows.sort_values("timestamp", kind="stable")
+    rows = _latest_first(rows)
     rows = rows.assign(ratio=rows["ratio"].map(_ratio_key))
     cells = rows.pivot_table(index=["pruner", "stop", "ratio"], columns=["benchmark", "paper_metric"], values="value",
                              aggfunc="last", dropna=False)
@@ -86,26 +97,59 @@ def _our_cells(rows: pd.DataFrame, spec: TableSpec) -> pd.DataFrame:
     return cells.reindex(columns=wanted).set_axis([c.label for c in spec.columns], axis=1)
 
 
+def _kept_tokens(rows: pd.DataFrame, spec: TableSpec) -> pd.Series:
+    """(pruner, stop, ratio) -> mean kept visual tokens per sample over the table's benchmarks."""
+    mine = rows[rows["benchmark"].isin({c.benchmark for c in spec.columns})]
+    if "kept_visual_tokens" not in mine or mine.empty:
+        return pd.Series(dtype=float)
+    mine = mine.assign(ratio=mine["ratio"].map(_ratio_key))
+    return mine.groupby(["pruner", "stop", "ratio"])["kept_visual_tokens"].mean()
+
+
 def _paper_cells(paper: pd.DataFrame, spec: TableSpec, family: str) -> pd.DataFrame:
     """(method, stop, ratio) x (column label | PDR) -> the paper's value as text with its certainty mark."""
     rows = paper[paper["backbone"] == PAPER_BACKBONE.get(family)]
-    rows = rows.assign(ratio=rows["ratio"].map(_ratio_key),
+    rows = rows.assign(ratio=rows["ratio"].map(_ratio_key), other_table=rows["table"] != spec.number,
                        text=[f"{v:.2f}{CERTAINTY_MARK.get(c, '?')}" for v, c in zip(rows["value"], rows["certainty"])])
+    is_pdr = (rows["benchmark"] == spec.pdr_benchmark) & (rows["metric"] == spec.pdr_metric)
+    rows = rows[~is_pdr | (rows["table"] == spec.number)]  # each table's drop column is its own
+    rows = rows.sort_values("other_table", kind="stable")  # the table's own value first, then another table's
     cells = rows.pivot_table(index=["method", "stop", "ratio"], columns=["benchmark", "metric"], values="text",
                              aggfunc="first")
-    wanted = pd.MultiIndex.from_tuples([(c.benchmark, c.metric) for c in spec.columns] + [("all", "pdr")])
+    wanted = pd.MultiIndex.from_tuples([(c.benchmark, c.metric) for c in spec.columns] +
+                                       [(spec.pdr_benchmark, spec.pdr_metric)])
     return cells.reindex(columns=wanted).set_axis([c.label for c in spec.columns] + ["PDR"], axis=1)
 
 
-def _lookup(cells: pd.DataFrame, key: tuple) -> pd.Series | None:
+def _lookup(cells: pd.DataFrame | pd.Series, key: tuple):
     return cells.loc[key] if key in cells.index else None
+
+
+def _column_notes(spec: TableSpec, rows: pd.DataFrame) -> list[str]:
+    """Which metric each column shows, the PDR definition, and the judge that scored the judged columns."""
+    metrics = ", ".join(f"{c.label} = {c.benchmark}/{c.metric}{'' if c.higher_is_better else ' (lower is better)'}"
+                        for c in spec.columns)
+    notes = [f"columns: {metrics}", f"PDR: {spec.pdr_note}"]
+    if spec.note:
+        notes.append(spec.note)
+    judges = sorted({str(j) for j in rows.get("judge_model", pd.Series(dtype=object)).dropna().unique()})
+    notes.append(f"judge: {', '.join(judges)}" if judges else "judge: none (judged columns are missing)")
+    benchmarks = {c.benchmark for c in spec.columns}
+    failures = rows[(rows["metric"] == "judge_failures") & rows["benchmark"].isin(benchmarks)]["value"].sum()
+    if failures > 0:
+        notes.append(f"judge failures: {failures:.0f} call(s) failed in these runs (see each run's judge_failures); "
+                     "a metric none of whose calls succeeded is missing")
+    return notes
 
 
 def build_table(spec: TableSpec, results: pd.DataFrame, paper: pd.DataFrame, backbone: str, ratio: float) -> BuiltTable:
     """One table for one of our backbones at one ratio (``results``: canonical rows)."""
-    ours = _our_cells(results[results["backbone"] == backbone], spec)
+    mine = results[results["backbone"] == backbone]
+    ours, kept = _our_cells(mine, spec), _kept_tokens(mine, spec)
     theirs = _paper_cells(paper, spec, spec.family)
     labels = [c.label for c in spec.columns]
+    pdr_labels = [c.label for c in spec.columns if c.in_pdr]
+    lower = frozenset(c.label for c in spec.columns if not c.higher_is_better)
     empty = pd.Series({label: None for label in labels}, dtype=object)
 
     def ratio_of(method: Method) -> float:
@@ -115,31 +159,32 @@ def build_table(spec: TableSpec, results: pd.DataFrame, paper: pd.DataFrame, bac
     dense = empty if dense is None else dense
     table, notes = {}, []
     for method in spec.methods:
-        values = _lookup(ours, (method.pruner, method.stop, ratio_of(method)))
+        key = (method.pruner, method.stop, ratio_of(method))
+        values = _lookup(ours, key)
         values = empty if values is None else values
-        paper_method = PAPER_METHOD.get((method.pruner, method.stop), method.pruner)
         paper_stop = "on" if method.stop in ("stsp", "sttp") else method.stop
-        reported = _lookup(theirs, (paper_method, paper_stop, ratio_of(method)))
+        reported = _lookup(theirs, (method.paper_method or method.pruner, paper_stop, ratio_of(method)))
         if method == DENSE:
-            pdr_cell = MISSING if values.isna().all() else "0.00"
+            pdr_cell = MISSING if values[pdr_labels].isna().all() else "0.00"
         else:
-            value, used = pdr(values.to_dict(), dense.to_dict())
+            value, used = pdr(values[pdr_labels].to_dict(), dense[pdr_labels].to_dict(), lower)
             pdr_cell = _fmt(value)
-            if value is not None and used < len(labels):
+            if value is not None and used < len(pdr_labels):
                 pdr_cell += "†"
                 notes.append(f"† {method.label} ({method.pruner}, stop={method.stop}): PDR over {used} of "
-                             f"{len(labels)} columns (the others have no result for it or for dense)")
+                             f"{len(pdr_labels)} PDR columns (the others have no result for it or for dense)")
         row = {}
         for label in labels:  # each of our columns is followed by the paper's value for the same cell
             row[label] = _fmt(values.get(label))
             row[f"{label} paper"] = MISSING if reported is None or pd.isna(reported[label]) else reported[label]
         row["PDR (%)"] = pdr_cell
         row["PDR paper"] = MISSING if reported is None or pd.isna(reported["PDR"]) else reported["PDR"]
-        label = f"{method.pruner} + SToP" if method.label == "+ SToP" else method.label
-        table[label] = row
+        row["Kept"] = _fmt(_lookup(kept, key), digits=0)
+        table[method.label] = row
+    notes += _column_notes(spec, mine)
+    notes.append("Kept = mean visual tokens the LLM saw per sample (ours)")
     notes.append(CERTAINTY_LEGEND)
-    weights = results.loc[results["backbone"] == backbone, "weights"]
-    if (weights == "random").any():
+    if (mine["weights"] == "random").any():
         notes.append(f"ours come from the random-weight twin {backbone} (pipeline check, not a measurement of the "
                      f"method); paper values are {PAPER_BACKBONE.get(spec.family, spec.family)} on the real benchmarks")
     frame = pd.DataFrame.from_dict(table, orient="index").rename_axis("Method")
@@ -157,23 +202,37 @@ def _latex_marks(text: str) -> str:
     return text
 
 
+def _latex_text(text: str) -> str:
+    for char, latex in (("\\", r"\textbackslash{}"), ("&", r"\&"), ("%", r"\%"), ("_", r"\_"), ("#", r"\#")):
+        text = text.replace(char, latex)
+    return _latex_marks(text)
+
+
 def to_latex(table: BuiltTable) -> str:
     styler = table.frame.style.format(_latex_marks, escape="latex")  # pandas escapes first, then adds our marks
     styler = styler.format_index(escape="latex", axis=0).format_index(escape="latex", axis=1)
-    latex = styler.to_latex(caption=_latex_marks(table.caption.replace("_", r"\_")), hrules=True, position="t",
+    latex = styler.to_latex(caption=_latex_text(table.caption), hrules=True, position="t",
                             position_float="centering", column_format="l" + "r" * len(table.frame.columns))
-    notes = " ".join(_latex_marks(n.replace("_", r"\_").replace("%", r"\%")) for n in table.notes)
+    notes = " ".join(_latex_text(n) for n in table.notes)
     return latex.replace(r"\end{table}", rf"\par\footnotesize {notes}" + "\n" + r"\end{table}")
 
 
 def build_tables(results: pd.DataFrame, paper: pd.DataFrame, ratios: list[float] | None = None) -> list[BuiltTable]:
-    """Every table for every backbone of its family and every pruned ratio present in the results."""
+    """Every table for every backbone of its family and every pruned ratio its methods ran at.
+
+    A table is built for a backbone only when at least one of its non-dense methods has a row there
+    (Table 6 needs FlashVID runs, Table 7 Argus rows), so a results folder yields the tables it can fill.
+    """
     rows = canonical_rows(results)
     built = []
     for spec in TABLES.values():
+        benchmarks = {c.benchmark for c in spec.columns}
+        pruned = {(m.pruner, m.stop) for m in spec.methods if m != DENSE}
         family_rows = rows[rows["family"] == spec.family]
         for backbone, mine in family_rows.groupby("backbone", sort=True):
-            present = sorted(mine.loc[mine["pruner"] != "dense", "ratio"].unique()) or [0.1]
-            for ratio in ratios or present:
+            mine = mine[mine["benchmark"].isin(benchmarks)]
+            ran = mine[pd.Series([(p, s) in pruned for p, s in zip(mine["pruner"], mine["stop"])], index=mine.index,
+                                 dtype=bool)]
+            for ratio in ratios or sorted(ran["ratio"].unique()):
                 built.append(build_table(spec, family_rows, paper, str(backbone), float(ratio)))
     return built

@@ -10,7 +10,7 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 import pandas as pd  # noqa: E402
 
-from .layout import accuracy_columns  # noqa: E402
+from .layout import paper_columns  # noqa: E402
 
 PRUNER_COLOURS = {"visionzip": "tab:blue", "fastvid": "tab:orange", "holitom": "tab:green", "random": "tab:gray",
                   "uniform": "tab:brown", "dense": "black"}
@@ -22,18 +22,27 @@ def _method_label(pruner: str, stop: str) -> str:
     return pruner + STOP_STYLE.get(stop, (f" + {stop}", "-"))[0]
 
 
+def _table_rows(rows: pd.DataFrame) -> pd.DataFrame:
+    """Rows of the paper tables' columns with a value, labelled by panel; ``lower`` marks lower-is-better ones."""
+    columns = paper_columns()
+    keys = list(zip(rows["benchmark"], rows["paper_metric"]))
+    in_table = pd.Series([k in columns for k in keys], index=rows.index)
+    found = rows[in_table & rows["value"].notna()]
+    found_keys = list(zip(found["benchmark"], found["paper_metric"]))
+    return found.assign(panel=found["benchmark"] + " " + found["paper_metric"],
+                        lower=[not columns[k].higher_is_better for k in found_keys])
+
+
 def _accuracy_rows(rows: pd.DataFrame) -> pd.DataFrame:
-    """Rows of the paper tables' accuracy columns (EH bin/desc, VideoComp, MVBench, VideoMME, MLVU) with a value."""
-    columns = accuracy_columns()
-    in_table = pd.Series([k in columns for k in zip(rows["benchmark"], rows["paper_metric"])], index=rows.index)
-    acc = rows[in_table & rows["value"].notna()]
-    return acc.assign(panel=acc["benchmark"] + " " + acc["paper_metric"])
+    """Accuracy columns only (higher is better, named *acc): what a mean accuracy may average."""
+    found = _table_rows(rows)
+    return found[~found["lower"] & found["paper_metric"].str.endswith("acc")]
 
 
 def accuracy_vs_retention(rows: pd.DataFrame, path: Path) -> Path | None:
-    """One panel per (backbone, benchmark metric): accuracy against retention ratio per pruner,
-    SToP on solid, off dashed, dense as a dotted line."""
-    acc = _accuracy_rows(rows)
+    """One panel per (backbone, paper column): its value against retention ratio per pruner,
+    SToP on solid, off dashed, dense as a dotted line; lower-is-better panels say so."""
+    acc = _table_rows(rows)
     panels = sorted(acc.groupby(["backbone", "panel"]).groups)
     if not panels:
         return None
@@ -49,9 +58,10 @@ def accuracy_vs_retention(rows: pd.DataFrame, path: Path) -> Path | None:
             line = line.groupby("ratio")["value"].last().sort_index()
             ax.plot(line.index, line.values, marker="o", color=PRUNER_COLOURS.get(pruner, None),
                     linestyle=STOP_STYLE.get(stop, ("", "-"))[1], label=_method_label(pruner, stop))
-        ax.set_title(f"{backbone}: {panel}", fontsize=9)
+        lower = bool(data["lower"].iloc[0])
+        ax.set_title(f"{backbone}: {panel}{' (lower is better)' if lower else ''}", fontsize=9)
         ax.set_xlabel("retention ratio r")
-        ax.set_ylabel("accuracy")
+        ax.set_ylabel("cost" if lower else "accuracy")
         ax.grid(alpha=0.3)
     for ax in list(axes.flat)[len(panels):]:
         ax.axis("off")

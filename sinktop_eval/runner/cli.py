@@ -16,7 +16,8 @@ from hydra.core.hydra_config import HydraConfig
 from hydra.types import RunMode
 from omegaconf import DictConfig, OmegaConf
 
-from .config import ConfigError, check_overrides, register_schema, resolve_run
+from ..files import check_writable, storage_problem
+from .config import ConfigError, check_overrides, output_dirs, register_schema, resolve_run
 
 log = logging.getLogger("sinktop_eval")
 
@@ -70,16 +71,23 @@ def main(cfg: DictConfig) -> None:
         outcome = run_combination(spec, OmegaConf.to_container(cfg, resolve=True))
     except (Exception, SystemExit) as err:  # noqa: BLE001 - a failed combination must not end the sweep
         message = str(err).strip().splitlines()[-1] if str(err).strip() else type(err).__name__
-        spec.run_dir.mkdir(parents=True, exist_ok=True)
-        (spec.run_dir / "error.log").write_text(traceback.format_exc(), encoding="utf-8")
+        storage = storage_problem(err)
+        if storage:  # a full disk or read-only folder: one line, and no traceback file we could not write anyway
+            message = f"{storage}; free space or choose another output_dir="
+        else:
+            try:
+                spec.run_dir.mkdir(parents=True, exist_ok=True)
+                (spec.run_dir / "error.log").write_text(traceback.format_exc(), encoding="utf-8")
+            except OSError:
+                pass
         if isinstance(err, ConfigError):
             if not multirun:
                 print(f"sinktop-eval: config error: {message}", file=sys.stderr)
                 sys.exit(2)
             message = f"config error: {message}"  # e.g. an unreachable judge: recorded, the sweep goes on
         elif not multirun:
-            print(f"sinktop-eval: {spec.run_id} failed: {message}\n  (traceback: {spec.run_dir / 'error.log'})",
-                  file=sys.stderr)
+            trace = "" if storage else f"\n  (traceback: {spec.run_dir / 'error.log'})"
+            print(f"sinktop-eval: {spec.run_id} failed: {message}{trace}", file=sys.stderr)
             sys.exit(1)
         record_job(sweep_dir, {"run_id": spec.run_id, "run_dir": str(spec.run_dir), "status": "failed",
                                "error": message})
@@ -94,6 +102,12 @@ def main(cfg: DictConfig) -> None:
 def entry_point() -> None:
     try:  # Hydra's own messages for an unknown group option or a mistyped value span a dozen lines and exit 1
         check_overrides(sys.argv[1:])
+        for folder in output_dirs(sys.argv[1:]):  # Hydra writes there first, with a traceback if it cannot
+            try:
+                check_writable(Path(folder))
+            except OSError as err:
+                raise ConfigError(f"output_dir={folder} is unusable ({storage_problem(err) or err}); choose another "
+                                  "output_dir=") from None
     except ConfigError as err:
         print(f"sinktop-eval: config error: {err}", file=sys.stderr)
         sys.exit(2)

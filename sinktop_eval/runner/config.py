@@ -273,6 +273,15 @@ def _task_set(tasks: TasksConfig) -> TaskSet:
     return TaskSet(name=tasks.name, benchmarks=benchmarks, data_root=tasks.data_root)
 
 
+def output_dirs(args: list[str]) -> list[str]:
+    """Every ``output_dir`` the command line asks for (sweeps expanded; the schema's default when none)."""
+    from hydra.core.override_parser.overrides_parser import OverridesParser
+
+    parser = OverridesParser.create()
+    found = [p for p in (_parse(parser, arg) for arg in args) if p is not None and p[0].key_or_group == "output_dir"]
+    return [str(v) for _, values in found for v in values] or [RunConfig.output_dir]
+
+
 def compose(overrides: list[str]) -> DictConfig:
     """The config `python -m sinktop_eval <overrides>` runs with (Hydra's compose API, same schema and files)."""
     from hydra import compose as hydra_compose

@@ -10,11 +10,16 @@ Run directory (``<output_dir>/<run_id>/``):
 """
 from __future__ import annotations
 
+import fcntl
 import gc
 import json
 import logging
+import os
 import shutil
+import socket
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
@@ -64,6 +69,18 @@ class BackboneCache:
 BACKBONES = BackboneCache()
 
 
+class UnmeasuredJudgeMetrics(RuntimeError):
+    """A finished run whose judged metrics could not be measured (the judge failed): its results are written
+    (missing, not 0), the command still fails so nobody mistakes the run for complete."""
+
+
+def unmeasured_judge_metrics(rows: pd.DataFrame) -> list[str]:
+    """'task/metric' of every metric left missing in a task whose judge calls failed (judge_failures > 0)."""
+    failures = rows[(rows["metric"] == "judge_failures") & (rows["value"].fillna(0) > 0)]
+    lost = rows[rows["task"].isin(failures["task"]) & (rows["metric"] != "judge_failures") & rows["value"].isna()]
+    return [f"{t}/{m}" for t, m in zip(lost["task"], lost["metric"])]
+
+
 @dataclass
 class RunOutcome:
     status: str  # "done" | "skipped"
@@ -91,8 +108,45 @@ def _start_fresh(run_dir: Path) -> Path | None:
     return backup
 
 
+class RunLocked(RuntimeError):
+    """Another process is evaluating the same combination into the same output_dir."""
+
+
+LOCKS_DIR = ".locks"  # beside the run directories: force/rescore move a run directory, never its lock
+
+
+@contextmanager
+def run_lock(spec: RunSpec) -> Iterator[None]:
+    """An exclusive lock per run directory (`flock`, released by the OS if the process dies): a second
+    process asking for the same combination refuses with one line instead of redoing and double-appending
+    its work."""
+    path = spec.output_dir / LOCKS_DIR / f"{spec.run_id}.lock"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with open(path, "a+", encoding="utf-8") as handle:
+        try:
+            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            handle.seek(0)
+            holder = handle.read().strip() or "another process"
+            raise RunLocked(f"{spec.run_id} is being evaluated by {holder} into {spec.output_dir}; wait for it (the "
+                            "same command then skips it) or choose another output_dir") from None
+        handle.seek(0)
+        handle.truncate()
+        handle.write(f"pid {os.getpid()} on {socket.gethostname()}\n")
+        handle.flush()
+        try:
+            yield
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)
+
+
 def run_combination(spec: RunSpec, hydra_config: Any = None, backbones: BackboneCache = BACKBONES) -> RunOutcome:
-    """Evaluate one combination unless its results already exist (or ``spec.force``)."""
+    """Evaluate one combination unless its results already exist (or ``spec.force``), holding its lock."""
+    with run_lock(spec):
+        return _run_locked(spec, hydra_config, backbones)
+
+
+def _run_locked(spec: RunSpec, hydra_config: Any, backbones: BackboneCache) -> RunOutcome:
     run_dir = spec.run_dir
     results_path = run_dir / RESULTS_FILE
     config = spec.config
@@ -146,4 +200,11 @@ def _evaluate(spec: RunSpec, task_env: TaskEnvironment, hydra_config: Any, backb
         log_table_run(spec.run_id, spec.to_dict(), rows, run_dir, asdict(config.wandb))
     except Exception as err:  # noqa: BLE001 - tracking must never cost a finished result
         log.error("W&B logging failed for %s (results are safe in %s): %s", spec.run_id, results_path, err)
+    lost = unmeasured_judge_metrics(rows)
+    if lost:
+        failures = int(rows.loc[rows["metric"] == "judge_failures", "value"].fillna(0).sum())
+        raise UnmeasuredJudgeMetrics(
+            f"{len(lost)} judged metric(s) could not be measured ({', '.join(lost[:4])}{', ...' if len(lost) > 4 else ''};"
+            f" {failures} failed judge call(s)); results are saved with them missing: fix the judge and re-score with "
+            "the same command plus rescore=true (no generation is repeated)")
     return RunOutcome("done", run_dir, rows)

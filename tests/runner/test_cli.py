@@ -116,6 +116,18 @@ def test_config_errors_exit_2_with_one_line(args, expected, tmp_path, smoke_root
     assert not (tmp_path / "out").exists() or not any(p.name != "_hydra" for p in (tmp_path / "out").iterdir())
 
 
+def test_an_unusable_output_dir_is_one_line_before_hydra_writes_anything(tmp_path, smoke_root):
+    blocker = tmp_path / "a_file"
+    blocker.write_text("not a folder")
+    for output_dir in (blocker, blocker / "runs"):
+        proc = subprocess.run([sys.executable, "-m", "sinktop_eval", "+model=tiny_qwen25vl", "+pruner=holitom",
+                               f"output_dir={output_dir}"], cwd=tmp_path, capture_output=True, text=True, timeout=120)
+        assert proc.returncode == 2, proc.stderr
+        lines = stderr_lines(proc)
+        assert len(lines) == 1 and lines[0].startswith(f"sinktop-eval: config error: output_dir={output_dir} is unusable")
+        assert "choose another output_dir=" in lines[0]
+
+
 @pytest.mark.slow
 def test_missing_data_root_fails_naming_the_path_before_any_model_loads(tmp_path, smoke_root):
     empty = tmp_path / "benchmarks"

@@ -282,6 +282,28 @@ def test_forced_run_failing_its_preflight_leaves_the_finished_run_in_place(finis
     assert spy.calls == 0
 
 
+def test_a_second_process_on_the_same_combination_refuses_in_one_line(finished, tmp_path):
+    import subprocess
+    import sys
+
+    spec, _ = compose_spec(tmp_path)
+    holder = subprocess.Popen([sys.executable, "-c", (
+        "import fcntl, os, sys, time; from pathlib import Path\n"
+        f"p = Path({str(tmp_path / run.LOCKS_DIR / (spec.run_id + '.lock'))!r}); p.parent.mkdir(parents=True)\n"
+        "h = open(p, 'a+'); fcntl.flock(h, fcntl.LOCK_EX); h.write('pid 4242 on elsewhere'); h.flush()\n"
+        "print('locked', flush=True); time.sleep(60)")], stdout=subprocess.PIPE, text=True)
+    try:
+        assert holder.stdout.readline().strip() == "locked"
+        with pytest.raises(run.RunLocked, match=r"is being evaluated by pid 4242 on elsewhere into .*; wait for it"):
+            run_combination(spec)
+        assert not spec.run_dir.exists()  # nothing started, nothing appended
+    finally:
+        holder.kill()
+        holder.wait()
+    with run.run_lock(spec):  # the holder's death released it
+        pass
+
+
 def test_forcing_twice_within_a_second_keeps_both_previous_runs(tmp_path, monkeypatch):
     monkeypatch.setattr(run.time, "strftime", lambda fmt, *args: "20260101-000000")
     run_dir = tmp_path / "combo"

@@ -112,3 +112,19 @@ def test_disabled_writes_nothing(tmp_path, monkeypatch):
     rows = pd.DataFrame([{"task": "t", "split": "", "metric": "acc", "value": 1.0}])
     assert log_table_run("r", {}, rows, tmp_path / "run", {"mode": "disabled"}) is None
     assert not (tmp_path / "run").exists()
+
+
+def test_metrics_a_failing_judge_left_missing_are_named():
+    from sinktop_eval.runner.run import unmeasured_judge_metrics
+
+    rows = pd.DataFrame([
+        {"task": "eh", "metric": "binary_acc", "value": 50.0},
+        {"task": "eh", "metric": "desc_acc", "value": float("nan")},  # every judge call failed
+        {"task": "eh", "metric": "judge_failures", "value": 6.0},
+        {"task": "vcg", "metric": "ci", "value": float("nan")},  # no judge configured: missing by design
+        {"task": "vcg", "metric": "judge_failures", "value": float("nan")},
+        {"task": "tu", "metric": "tu", "value": 3.0},  # some calls failed, the rest measured it
+        {"task": "tu", "metric": "judge_failures", "value": 1.0},
+    ])
+    assert unmeasured_judge_metrics(rows) == ["eh/desc_acc"]
+    assert unmeasured_judge_metrics(rows[rows["task"] != "eh"]) == []

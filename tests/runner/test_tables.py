@@ -7,7 +7,7 @@ from sinktop_eval.report.build import (MISSING, build_table, canonical_rows, loa
 from sinktop_eval.report.layout import TABLES
 from sinktop_eval.tables import main
 
-BENCHMARK_OF = {"sinktop_eventhallusion": "eventhallusion", "videochatgpt_gen": "vcgbench",
+BENCHMARK_OF = {"sinktop_eventhallusion": "eventhallusion", "videochatgpt_gen": "vcgbench", "sinktop_argus": "argus",
                 "videochatgpt_temporal": "vcgbench", "sinktop_mvbench": "mvbench", "videomme": "videomme",
                 "mlvu_dev": "mlvu"}  # what a task set says (mvbench_* subtasks of the group have none)
 
@@ -43,22 +43,76 @@ def test_table1_cells_pdr_and_paper_values():
     assert by_label["Dense"]["EH bin"] == "60.00" and by_label["Dense"]["PDR (%)"] == "0.00"
     assert by_label["HoliTom"]["EH bin"] == "54.00" and by_label["HoliTom"]["EH desc"] == "36.00"
     assert by_label["HoliTom"]["PDR (%)"] == "10.00†"  # (10% + 10%) / 2 over 2 of 9 columns
-    assert by_label["holitom + SToP"]["EH desc"] == MISSING  # never invented
-    assert by_label["holitom + SToP"]["PDR (%)"] == "5.00†"
+    assert by_label["HoliTom + SToP"]["EH desc"] == MISSING  # never invented
+    assert by_label["HoliTom + SToP"]["PDR (%)"] == "5.00†"
     assert by_label["VisionZip"]["EH bin"] == MISSING and by_label["VisionZip"]["PDR (%)"] == MISSING
     # paper: dense EH binary 63.33 confirmed twice; HoliTom off 60.88 secondary; FastVID+SToP desc doubtful
     assert by_label["Dense"]["EH bin paper"] == "63.33"
     assert by_label["HoliTom"]["EH bin paper"] == "60.88*"
-    assert by_label["fastvid + SToP"]["EH desc paper"] == "36.75?"
+    assert by_label["FastVID + SToP"]["EH desc paper"] == "36.75?"
     assert by_label["HoliTom"]["PDR paper"] == "6.22*"
     assert by_label["HoliTom"]["VCG CI paper"] == MISSING
     md, tex = to_markdown(table), to_latex(table)
     holitom_line = next(line for line in md.splitlines() if line.startswith("| HoliTom "))
     assert [cell.strip() for cell in holitom_line.strip("|").split("|")][:5] == \
         ["HoliTom", "54.00", "60.88*", "36.00", "36.75*"]
-    assert "PDR over 2 of 9 columns" in md and md.startswith("### Table 1: Fine-grained")
+    assert "PDR over 2 of 9 PDR columns" in md and md.startswith("### Table 1: Fine-grained")
+    assert "EH bin = eventhallusion/binary_acc" in md and "judge: none" in md
     assert r"\begin{tabular}" in tex and r"10.00$^\dagger$" in tex and r"60.88$^{*}$" in tex
     assert r"PDR (\%)" in tex and r"\caption{Table 1" in tex and "--" in tex  # escaped, missing as --
+
+
+def test_each_table_shows_its_own_drop_column_and_definition():
+    """Table 2's and Table 4's paper PDRs are their own (not Table 1's); Table 4's is the EH-binary drop alone."""
+    results = pd.DataFrame([
+        row("dense", "off", 1.0, "sinktop_eventhallusion", "binary_acc", 60.0),
+        row("dense", "off", 1.0, "sinktop_eventhallusion", "desc_acc", 40.0),
+        row("holitom", "off", 0.1, "sinktop_eventhallusion", "binary_acc", 54.0),
+        row("holitom", "off", 0.1, "sinktop_eventhallusion", "desc_acc", 20.0),
+        row("dense", "off", 1.0, "sinktop_mvbench", "mvbench_accuracy", 50.0),
+        row("dense", "off", 1.0, "videomme", "acc", 80.0, split="short"),
+        row("dense", "off", 1.0, "videomme", "videomme_perception_score", 60.0),
+        row("holitom", "off", 0.1, "sinktop_mvbench", "mvbench_accuracy", 45.0),
+        row("holitom", "off", 0.1, "videomme", "acc", 72.0, split="short"),
+        row("holitom", "off", 0.1, "videomme", "videomme_perception_score", 30.0),  # shown, not in Table 2's PDR
+    ])
+    paper, rows = load_paper_reference(), canonical_rows(results)
+
+    def cells(number, label):
+        table = build_table(TABLES[number], rows, paper, "llava_ov", 0.1)
+        return {r[0]: dict(zip(table.header, r)) for r in table.rows}[label]
+
+    assert cells(1, "HoliTom")["PDR paper"] == "6.22*"
+    assert cells(2, "HoliTom")["PDR paper"] == "3.21*"  # Table 2's own, not Table 1's 6.22
+    assert cells(2, "HoliTom")["PDR (%)"] == "10.00†"  # (10% + 10%) / 2 over MVBench and VideoMME short only
+    assert cells(2, "HoliTom")["VideoMME"] == "30.00"
+    assert cells(4, "HoliTom")["PDR paper"] == "3.87*" and cells(4, "VisionZip")["PDR paper"] == "20.46*"
+    assert cells(4, "HoliTom")["PDR (%)"] == "10.00"  # EH binary alone: (60 - 54) / 60; desc's 50% drop not in it
+    assert cells(4, "HoliTom")["EH bin paper"] == "60.88*"  # the same cell as Table 1's, shown where it applies
+    assert cells(4, "HoliTom + STSP only")["EH bin paper"] == "62.10?"
+    assert cells(4, "HoliTom + STSP only")["PDR paper"] == "1.94*"
+
+
+def test_lower_is_better_columns_count_an_increase_as_the_drop():
+    value, used = pdr({"cost": 60.0, "acc": 45.0}, {"cost": 50.0, "acc": 50.0}, lower_is_better=frozenset({"cost"}))
+    assert used == 2 and value == pytest.approx(15.0)  # +20% cost and -10% accuracy are both a 15% mean drop
+    results = pd.DataFrame([
+        row("dense", "off", 1.0, "sinktop_argus", "hallucination_rate", 50.0),
+        row("dense", "off", 1.0, "sinktop_argus", "omission_rate", 80.0),
+        row("visionzip", "off", 0.1, "sinktop_argus", "hallucination_rate", 55.0),
+        row("visionzip", "off", 0.1, "sinktop_argus", "omission_rate", 84.0),
+        row("visionzip", "on", 0.1, "sinktop_argus", "hallucination_rate", 45.0),
+        row("visionzip", "on", 0.1, "sinktop_argus", "omission_rate", 80.0),
+        row("visionzip", "on", 0.1, "sinktop_argus", "judge_failures", 3.0),
+    ])
+    table = build_table(TABLES[7], canonical_rows(results), load_paper_reference(), "llava_ov", 0.1)
+    by_label = {r[0]: dict(zip(table.header, r)) for r in table.rows}
+    assert by_label["VisionZip"]["PDR (%)"] == "7.50"  # (+10% + +5%) / 2: worse than dense
+    assert by_label["VisionZip + SToP"]["PDR (%)"] == "-5.00"  # (-10% + 0%) / 2: better than dense
+    assert by_label["VisionZip"]["Argus H paper"] == "56.19*" and by_label["VisionZip + SToP"]["Argus O paper"] == "77.29*"
+    assert by_label["VisionZip"]["Kept"] == "640" and by_label["Dense"]["Kept"] == "6272"
+    assert any("Argus H = argus/hallucination_rate (lower is better)" in n for n in table.notes)
+    assert any(n.startswith("judge failures: 3 call(s) failed") for n in table.notes)
 
 
 def test_tables_cli_writes_markdown_latex_and_plots(tmp_path):
