@@ -157,8 +157,8 @@ def sample_logs(lmms_results: dict, records: list[dict]) -> dict[str, list[dict]
     return logs
 
 
-def read_results(paths: Iterable[str | Path]) -> pd.DataFrame:
-    """Concatenate every results.csv found under the given files/directories (recursively)."""
+def results_files(paths: Iterable[str | Path]) -> list[Path]:
+    """Every results.csv found under the given files/directories (recursively), attempts kept aside excluded."""
     files: list[Path] = []
     for p in map(Path, paths):
         if p.is_file():
@@ -171,4 +171,9 @@ def read_results(paths: Iterable[str | Path]) -> pd.DataFrame:
     if not files:
         raise FileNotFoundError(f"no {RESULTS_FILE} under {', '.join(map(str, paths))}; run a combination first "
                                 f"(python -m sinktop_eval +model=... +pruner=...)")
-    return pd.concat([pd.read_csv(f) for f in files], ignore_index=True)
+    return files
+
+
+def read_results(paths: Iterable[str | Path]) -> pd.DataFrame:
+    """Concatenate every results.csv found under the given files/directories (recursively)."""
+    return pd.concat([pd.read_csv(f) for f in results_files(paths)], ignore_index=True)

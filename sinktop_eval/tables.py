@@ -2,18 +2,21 @@
 
     python -m sinktop_eval.tables results/runs [more dirs or results.csv ...] [--out results/tables]
 
-Writes Markdown and LaTeX for Table 1 (fine-grained), Table 2 (MCQA), Table 4 (STSP/STTP ablation) and
-Table 8 (Qwen2.5-VL), plus plots (`sinktop_eval.report`). A cell we have no result for is shown as
-missing; nothing is interpolated.
+Writes Markdown and LaTeX for every paper table the results can fill (1 fine-grained, 2 MCQA, 3
+LLaVA-Video, 4 STSP/STTP ablation, 6 FlashVID, 7 Argus, 8 Qwen2.5-VL), plus the plots and the paper's
+figures the results hold the runs for (`sinktop_eval.report`). A cell we have no result for is shown
+as missing; nothing is interpolated.
 """
 from __future__ import annotations
 
 import argparse
 from pathlib import Path
 
+import pandas as pd
+
 from .files import atomic_write_text
 from .report.build import build_tables, canonical_rows, load_paper_reference, to_latex, to_markdown
-from .results import read_results
+from .results import results_files
 from .resources import PAPER_REFERENCE
 
 
@@ -28,7 +31,8 @@ def main(argv: list[str] | None = None) -> None:
     args = parser.parse_args(argv)
 
     try:
-        results = read_results(args.results)
+        files = results_files(args.results)
+        results = pd.concat([pd.read_csv(f) for f in files], ignore_index=True)
         paper = load_paper_reference(Path(args.paper))
         tables = build_tables(results, paper, args.ratio)
     except (FileNotFoundError, ValueError) as err:
@@ -42,9 +46,11 @@ def main(argv: list[str] | None = None) -> None:
     print(markdown)
     print(f"wrote {out / 'tables.md'} and {out / 'tables.tex'}")
     if not args.no_plots:
+        from .report.figures import paper_figures
         from .report.plots import results_plots
 
-        for path in results_plots(canonical_rows(results), out):
+        rows = canonical_rows(results)
+        for path in results_plots(rows, out) + paper_figures(rows, files, out):
             print(f"wrote {path}")
 
 

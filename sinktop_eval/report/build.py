@@ -9,6 +9,7 @@ the drop column only from the table itself (the tables define their drops differ
 """
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass, field
 
 import pandas as pd
@@ -24,15 +25,34 @@ REQUIRED = ("family", "weights", "benchmark")  # written by the runner since the
 LATEX_MARKS = (("–", "--"), ("†", r"$^\dagger$"), ("*", r"$^{*}$"), ("?", r"$^{?}$"))
 
 
+def _variant(settings: object) -> str:
+    """The pruner variant recorded in a row's pruner_settings JSON ("paper" when it has none)."""
+    try:
+        return str(json.loads(settings).get("variant", "paper")) if isinstance(settings, str) else "paper"
+    except (ValueError, AttributeError):
+        return "paper"
+
+
 def canonical_rows(results: pd.DataFrame) -> pd.DataFrame:
-    """Rows that belong to a benchmark, with the paper's metric name in ``paper_metric``."""
+    """Rows that belong to a benchmark, with the paper's metric name in ``paper_metric`` and the pruner
+    ``variant``; runs with user-set mu (calibration sweeps) are kept: the tables leave them out."""
     missing = [c for c in REQUIRED if c not in results]
     if missing:
         raise ValueError(f"results have no {', '.join(missing)} column (written by an older sinktop-eval); "
                          "re-run the combinations, or rescore=true to rewrite their results.csv from the saved answers")
     frame = results[results["benchmark"].notna()].copy()
     frame["paper_metric"] = [canonical_metric(s, m) for s, m in zip(frame["split"], frame["metric"])]
+    frame["variant"] = [_variant(v) for v in frame.get("pruner_settings", pd.Series(index=frame.index, dtype=object))]
+    if "frames" not in frame:
+        frame["frames"] = 32
     return frame
+
+
+def table_runs(rows: pd.DataFrame) -> pd.DataFrame:
+    """The runs a paper table compares: the paper's SToP values (no user-set mu: those are calibration runs)."""
+    if "mu_source" not in rows:
+        return rows
+    return rows[rows["mu_source"].astype(str) != "user override"]
 
 
 def load_paper_reference(path=PAPER_REFERENCE) -> pd.DataFrame:
@@ -70,9 +90,13 @@ class BuiltTable:
     frame: pd.DataFrame  # one row per method; ours and the paper's value side by side, as display strings
     notes: list[str] = field(default_factory=list)
 
+    frames: int = 32
+    variant: str = "paper"
+
     @property
     def caption(self) -> str:
-        return f"Table {self.spec.number}: {self.spec.title} — ours: {self.backbone}, r = {self.ratio:g}"
+        setting = f"{self.frames} frames" + ("" if self.variant == "paper" else f", pruner variant {self.variant}")
+        return f"Table {self.spec.number}: {self.spec.title} — ours: {self.backbone}, r = {self.ratio:g}, {setting}"
 
     @property
     def header(self) -> list[str]:
@@ -142,9 +166,12 @@ def _column_notes(spec: TableSpec, rows: pd.DataFrame) -> list[str]:
     return notes
 
 
-def build_table(spec: TableSpec, results: pd.DataFrame, paper: pd.DataFrame, backbone: str, ratio: float) -> BuiltTable:
-    """One table for one of our backbones at one ratio (``results``: canonical rows)."""
-    mine = results[results["backbone"] == backbone]
+def build_table(spec: TableSpec, results: pd.DataFrame, paper: pd.DataFrame, backbone: str, ratio: float,
+                frames: int = 32, variant: str = "paper") -> BuiltTable:
+    """One table for one of our backbones at one ratio, frame count and pruner variant (``results``:
+    canonical rows; dense rows have no variant, so they serve every variant)."""
+    mine = results[(results["backbone"] == backbone) & (results["frames"] == frames)
+                   & ((results["variant"] == variant) | (results["pruner"] == "dense"))]
     ours, kept = _our_cells(mine, spec), _kept_tokens(mine, spec)
     theirs = _paper_cells(paper, spec, spec.family)
     labels = [c.label for c in spec.columns]
@@ -188,7 +215,7 @@ def build_table(spec: TableSpec, results: pd.DataFrame, paper: pd.DataFrame, bac
         notes.append(f"ours come from the random-weight twin {backbone} (pipeline check, not a measurement of the "
                      f"method); paper values are {PAPER_BACKBONE.get(spec.family, spec.family)} on the real benchmarks")
     frame = pd.DataFrame.from_dict(table, orient="index").rename_axis("Method")
-    return BuiltTable(spec, backbone, ratio, frame, notes)
+    return BuiltTable(spec, backbone, ratio, frame, notes, frames=frames, variant=variant)
 
 
 def to_markdown(table: BuiltTable) -> str:
@@ -223,16 +250,19 @@ def build_tables(results: pd.DataFrame, paper: pd.DataFrame, ratios: list[float]
     A table is built for a backbone only when at least one of its non-dense methods has a row there
     (Table 6 needs FlashVID runs, Table 7 Argus rows), so a results folder yields the tables it can fill.
     """
-    rows = canonical_rows(results)
+    rows = table_runs(canonical_rows(results))
     built = []
     for spec in TABLES.values():
         benchmarks = {c.benchmark for c in spec.columns}
         pruned = {(m.pruner, m.stop) for m in spec.methods if m != DENSE}
         family_rows = rows[rows["family"] == spec.family]
-        for backbone, mine in family_rows.groupby("backbone", sort=True):
-            mine = mine[mine["benchmark"].isin(benchmarks)]
-            ran = mine[pd.Series([(p, s) in pruned for p, s in zip(mine["pruner"], mine["stop"])], index=mine.index,
-                                 dtype=bool)]
-            for ratio in ratios or sorted(ran["ratio"].unique()):
-                built.append(build_table(spec, family_rows, paper, str(backbone), float(ratio)))
+        mine = family_rows[family_rows["benchmark"].isin(benchmarks)]
+        ran = mine[pd.Series([(p, s) in pruned for p, s in zip(mine["pruner"], mine["stop"])], index=mine.index,
+                             dtype=bool)]
+        settings = ran[["backbone", "frames", "variant", "ratio"]].drop_duplicates().sort_values(
+            ["backbone", "frames", "variant", "ratio"])
+        for backbone, frames, variant, ratio in settings.itertuples(index=False):
+            if ratios and not any(abs(float(ratio) - r) < 1e-9 for r in ratios):
+                continue
+            built.append(build_table(spec, family_rows, paper, str(backbone), float(ratio), int(frames), str(variant)))
     return built

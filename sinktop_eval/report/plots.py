@@ -18,7 +18,7 @@ STOP_STYLE = {"off": ("", "--"), "on": (" + SToP", "-"), "stsp": (" + STSP only"
 BACKBONE_MARKERS = ("o", "s", "^", "D", "v", "P")
 
 
-def _method_label(pruner: str, stop: str) -> str:
+def method_label(pruner: str, stop: str) -> str:
     return pruner + STOP_STYLE.get(stop, (f" + {stop}", "-"))[0]
 
 
@@ -57,7 +57,7 @@ def accuracy_vs_retention(rows: pd.DataFrame, path: Path) -> Path | None:
         for (pruner, stop), line in data[data["pruner"] != "dense"].groupby(["pruner", "stop"]):
             line = line.groupby("ratio")["value"].last().sort_index()
             ax.plot(line.index, line.values, marker="o", color=PRUNER_COLOURS.get(pruner, None),
-                    linestyle=STOP_STYLE.get(stop, ("", "-"))[1], label=_method_label(pruner, stop))
+                    linestyle=STOP_STYLE.get(stop, ("", "-"))[1], label=method_label(pruner, stop))
         lower = bool(data["lower"].iloc[0])
         ax.set_title(f"{backbone}: {panel}{' (lower is better)' if lower else ''}", fontsize=9)
         ax.set_xlabel("retention ratio r")
@@ -96,7 +96,7 @@ def cost_vs_accuracy(rows: pd.DataFrame, path: Path) -> Path | None:
             colour = PRUNER_COLOURS.get(pruner, "tab:purple")
             ax.scatter(group[column], group["accuracy"], color=colour, marker=markers[backbone],
                        facecolors="none" if stop == "off" and pruner != "dense" else colour,
-                       label=f"{backbone}: {_method_label(pruner, stop)}", s=40)
+                       label=f"{backbone}: {method_label(pruner, stop)}", s=40)
         ax.set_xlabel(label)
         ax.set_ylabel("mean accuracy over benchmarks")
         ax.ticklabel_format(axis="x", style="sci", scilimits=(-3, 4))
