@@ -26,7 +26,7 @@ DEMO_OUT ?= results/demo
 DEMO_TOKENS ?= 16
 DEMO_ENV := HF_HUB_OFFLINE=1 TRANSFORMERS_OFFLINE=1 HF_DATASETS_OFFLINE=1 TOKENIZERS_PARALLELISM=false
 
-.PHONY: install test bench sweep ablation tables demo heatmap
+.PHONY: install test bench sweep ablation frames alternatives calibrate tables demo heatmap
 
 install: $(VENV)/.installed
 
@@ -50,6 +50,47 @@ sweep: install
 ablation: install
 	$(PY) -m sinktop_eval -m +model=$(MODELS) +pruner=holitom stop=stsp,sttp ratio=$(RATIO) tasks=$(TASKS) \
 		limit=$(LIMIT) output_dir=$(OUT) $(EXTRA)
+
+# Fig. 6: dense and VisionZip with/without SToP at 16, 32 and 64 frames (EventHallusion by default)
+FRAMES ?= 16,32,64
+FIG_TASKS ?= hallucination
+frames: install
+	$(PY) -m sinktop_eval -m +model=$(MODELS) +pruner=dense,visionzip stop=off,on frames=$(FRAMES) ratio=$(RATIO) \
+		tasks=$(FIG_TASKS) limit=$(LIMIT) output_dir=$(OUT) $(EXTRA)
+
+# Fig. 7: ways of handling sinks on VisionZip: none, SToP, attention redistribution, hard pruning at several K
+HARD_K ?= 0.05,0.1,0.15,0.2
+alternatives: install
+	$(PY) -m sinktop_eval -m +model=$(MODELS) +pruner=visionzip stop=off,on,redistribute ratio=$(RATIO) \
+		tasks=$(FIG_TASKS) limit=$(LIMIT) output_dir=$(OUT) $(EXTRA)
+	$(PY) -m sinktop_eval -m +model=$(MODELS) +pruner=visionzip stop=hard stop.hard_k=$(HARD_K) ratio=$(RATIO) \
+		tasks=$(FIG_TASKS) limit=$(LIMIT) output_dir=$(OUT) $(EXTRA)
+
+# Appendix D.4 / re-tuning mu for a (backbone, pruner, ratio): one-parameter sweeps of mu_s, of gamma (mu_s at
+# the paper's value) and, for HoliTom, of mu_t (mu_s at the paper's value); then calibration.json (best values)
+# and sensitivity.png. CAL_SWEEPER=optuna searches mu_s and gamma together with Hydra's Optuna sweeper instead.
+CAL_MODEL ?= llava_ov
+CAL_PRUNER ?= visionzip
+CAL_TASKS ?= hallucination
+CAL_OUT ?= results/calibration/runs
+CAL_MU_S ?= 0,0.01,0.02,0.03,0.04,0.05,0.07,0.1
+CAL_GAMMA ?= 1.0,1.05,1.1,1.15,1.2
+CAL_MU_T ?= 0,0.03,0.05,0.07,0.09,0.11
+CAL_OBJECTIVE ?= eventhallusion/binary_acc
+CAL_TRIALS ?= 20
+CAL = $(PY) -m sinktop_eval -m +model=$(CAL_MODEL) +pruner=$(CAL_PRUNER) ratio=$(RATIO) tasks=$(CAL_TASKS) \
+	limit=$(LIMIT) output_dir=$(CAL_OUT) $(EXTRA)
+calibrate: install
+ifeq ($(CAL_SWEEPER),optuna)
+	$(CAL) stop=stsp hydra/sweeper=optuna hydra.sweeper.direction=maximize hydra.sweeper.n_trials=$(CAL_TRIALS) \
+		hydra.sweeper.sampler.seed=0 "stop.mu_s=interval(0,0.1)" "stop.gamma=interval(1.0,1.2)" \
+		objective=$(CAL_OBJECTIVE)
+else
+	$(CAL) stop=stsp stop.mu_s=$(CAL_MU_S)
+	$(CAL) stop=stsp stop.gamma=$(CAL_GAMMA)
+	$(if $(filter holitom,$(CAL_PRUNER)),$(CAL) stop=on stop.mu_t=$(CAL_MU_T))
+endif
+	$(PY) -m sinktop_eval.tables $(CAL_OUT) --out $(CAL_OUT)/../report
 
 tables: install
 	$(PY) -m sinktop_eval.tables $(OUT) --out $(OUT)/../tables

@@ -17,6 +17,7 @@ from typing import Any
 from .backbones.registry import backbone_info
 from .pruning import Pruner, build_pruner
 from .pruning.defaults import stop_parameters
+from .results import USER_OVERRIDE
 
 PRUNER_ALIASES = {"none": "dense"}  # config / model_args spelling -> registered pruner name
 
@@ -40,7 +41,7 @@ class Combination:
     checkpoint: str  # hub id, local directory, or the twin's name
     pruner: Pruner
     stop: str  # the resolved mode: "off" for pruners without an attention ranking
-    mu_source: str  # where mu_s / mu_t came from (paper table, user override, off)
+    mu_source: str  # where the SToP parameters came from: the paper's table, "user override" (mu or gamma), off
     settings: dict[str, Any] = field(default_factory=dict)  # the pruner's own knobs as given (overrides only)
 
     @property
@@ -81,6 +82,8 @@ def resolve_combination(backbone: str, pruner: str, stop: Any = "on", ratio: flo
                              **settings)
     except ValueError as err:  # every layer below reports one line naming the value and the allowed ones
         raise CombinationError(str(err)) from None
+    source = stop_settings["mu_source"]
+    if gamma is not None and built.stop:  # any SToP parameter set by hand makes a calibration run
+        source = USER_OVERRIDE
     return Combination(backbone=str(backbone), family=info.family, weights=info.weights, checkpoint=info.checkpoint,
-                       pruner=built,
-                       stop=stop_settings["stop"], mu_source=stop_settings["mu_source"], settings=settings)
+                       pruner=built, stop=stop_settings["stop"], mu_source=source, settings=settings)

@@ -27,6 +27,9 @@ COLUMNS = [
     "code_version",
 ]
 RESULTS_FILE = "results.csv"
+# mu_source of a run whose SToP parameters were set by hand (a calibration run, not the paper's setting);
+# pruning.defaults.stop_parameters writes it for mu overrides, the combination for a gamma override
+USER_OVERRIDE = "user override"
 COST_KEYS = ("vision_s", "pruning_s", "prefill_s", "decode_s")
 
 

@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 import pandas as pd
 
 from ..resources import PAPER_REFERENCE
+from ..results import USER_OVERRIDE
 from .layout import DENSE, PAPER_BACKBONE, TABLES, Column, Method, TableSpec, canonical_metric
 
 MISSING = "–"
@@ -52,7 +53,7 @@ def table_runs(rows: pd.DataFrame) -> pd.DataFrame:
     """The runs a paper table compares: the paper's SToP values (no user-set mu: those are calibration runs)."""
     if "mu_source" not in rows:
         return rows
-    return rows[rows["mu_source"].astype(str) != "user override"]
+    return rows[rows["mu_source"].astype(str) != USER_OVERRIDE]
 
 
 def load_paper_reference(path=PAPER_REFERENCE) -> pd.DataFrame:

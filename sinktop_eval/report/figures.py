@@ -24,6 +24,7 @@ import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 
 from ..files import atomic_write_text  # noqa: E402
+from ..results import USER_OVERRIDE  # noqa: E402
 from .build import table_runs  # noqa: E402
 from .plots import PRUNER_COLOURS, STOP_STYLE, method_label  # noqa: E402
 
@@ -199,14 +200,17 @@ def sensitivity(rows: pd.DataFrame, path: Path, calibration_path: Path) -> Path 
     per (backbone, pruner, ratio); the best value of each parameter per metric goes to calibration.json."""
     if "mu_source" not in rows:
         return None
-    swept = rows[(rows["mu_source"].astype(str) == "user override") & rows["value"].notna()]
+    swept = rows[(rows["mu_source"].astype(str) == USER_OVERRIDE) & rows["value"].notna()]
     swept = swept[swept["paper_metric"].str.endswith("acc") | swept["paper_metric"].str.endswith("rate")]
     curves, best = [], []
     for (backbone, pruner, ratio), group in swept.groupby(["backbone", "pruner", "ratio"]):
         for parameter in SENSITIVITY_PARAMETERS:
-            if group[parameter].nunique() < 2:
+            # one sweep per parameter: the runs whose other parameters sit at their most common values
+            others = [p for p in SENSITIVITY_PARAMETERS if p != parameter]
+            sweep = group[(group[others] == group[others].mode().iloc[0]).all(axis=1)]
+            if sweep[parameter].nunique() < 2:
                 continue
-            for (benchmark, metric), data in group.groupby(["benchmark", "paper_metric"]):
+            for (benchmark, metric), data in sweep.groupby(["benchmark", "paper_metric"]):
                 line = data.groupby(parameter)["value"].mean().sort_index()
                 lower = metric.endswith("rate")
                 winner = line.idxmin() if lower else line.idxmax()

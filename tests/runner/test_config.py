@@ -86,3 +86,16 @@ def test_run_id_is_stable_and_keyed_by_what_changes_the_numbers():
     assert a.run_id == b.run_id
     assert len({a.run_id, c.run_id, d.run_id}) == 3
     assert a.run_id.startswith("tiny_qwen25vl_holitom_stop-on_r0.1_smoke_")
+
+
+def test_hand_set_stop_parameters_mark_a_calibration_run():
+    """mu overrides (pruning.defaults) and a gamma override (the combination) both write the one label the
+    tables leave out and the sensitivity plot reads."""
+    from sinktop_eval.results import USER_OVERRIDE
+
+    spec = resolve_run(compose_cfg("+model=llava_ov", "+pruner=visionzip", "stop.mu_s=0.05"))
+    assert spec.combination.mu_source == USER_OVERRIDE
+    spec = resolve_run(compose_cfg("+model=llava_ov", "+pruner=visionzip", "stop.gamma=1.2"))
+    assert spec.combination.mu_source == USER_OVERRIDE and settings(spec)[2] == 0.03  # the paper's mu_s kept
+    off = resolve_run(compose_cfg("+model=llava_ov", "+pruner=visionzip", "stop=off", "stop.gamma=1.2"))
+    assert off.combination.mu_source == "off"  # gamma does nothing without a SToP term

@@ -11,10 +11,10 @@ from sinktop_eval.report.figures import (accuracy_vs_frames, paper_figures, sele
 
 
 def row(pruner, stop, metric, value, frames=32, ratio=0.1, mu_s=0.0, mu_source="paper", settings="{}",
-        sink_kept=None, benchmark="eventhallusion"):
+        sink_kept=None, benchmark="eventhallusion", gamma=1.1):
     return {"run_id": f"{pruner}-{stop}-{frames}-{mu_s}-{settings}", "backbone": "tiny_llava_ov",
             "family": "llava_ov", "weights": "random", "pruner": pruner, "stop": stop,
-            "ratio": 1.0 if pruner == "dense" else ratio, "frames": frames, "mu_s": mu_s, "mu_t": 0.0, "gamma": 1.1,
+            "ratio": 1.0 if pruner == "dense" else ratio, "frames": frames, "mu_s": mu_s, "mu_t": 0.0, "gamma": gamma,
             "mu_source": mu_source, "pruner_settings": settings, "benchmark": benchmark,
             "task": f"sinktop_{benchmark}", "split": "", "metric": metric, "value": value,
             "kept_visual_tokens": 640.0, "sink_kept": sink_kept, "sink_dense": 640.0}
@@ -59,12 +59,16 @@ def test_selection_frequency_reads_each_runs_sink_summary(tmp_path):
 def test_calibration_sweeps_make_the_sensitivity_plot_and_stay_out_of_the_tables(tmp_path):
     grid = {0.0: 50.0, 0.01: 52.0, 0.03: 56.0, 0.05: 53.0}
     rows = [row("visionzip", "on", "binary_acc", v, mu_s=m, mu_source="user override") for m, v in grid.items()]
+    # a gamma sweep at the paper's mu_s in the same folder: its points must not leak into the mu_s curve
+    rows += [row("visionzip", "on", "binary_acc", v, mu_s=0.03, gamma=g, mu_source="user override")
+             for g, v in ((1.0, 10.0), (1.2, 90.0))]
     rows += [row("visionzip", "on", "binary_acc", 51.0, mu_s=0.03), row("dense", "off", "binary_acc", 60.0)]
     canonical = canonical_rows(pd.DataFrame(rows))
     path = sensitivity(canonical, tmp_path / "sensitivity.png", tmp_path / "calibration.json")
     assert path is not None and path.stat().st_size > 5000
-    [best] = json.loads((tmp_path / "calibration.json").read_text())
-    assert (best["parameter"], best["best"], best["value"], best["grid"]) == ("mu_s", 0.03, 56.0, list(grid))
+    mu_s, gamma = json.loads((tmp_path / "calibration.json").read_text())
+    assert (mu_s["parameter"], mu_s["best"], mu_s["value"], mu_s["grid"]) == ("mu_s", 0.03, 56.0, list(grid))
+    assert (gamma["parameter"], gamma["best"], gamma["grid"]) == ("gamma", 1.2, [1.0, 1.1, 1.2])
     [table] = [t for t in build_tables(pd.DataFrame(rows), load_paper_reference()) if t.spec.number == 1]
     by_label = {r[0]: dict(zip(table.header, r)) for r in table.rows}
     assert by_label["VisionZip + SToP"]["EH bin"] == "51.00"  # the paper-mu run, not a sweep point
