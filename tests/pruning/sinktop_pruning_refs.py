@@ -9,9 +9,11 @@ Interpretation choices (the ones the package documents, mirrored here):
 - every top-k breaks ties towards the lower index;
 - density peaks: on equal density the lower index counts as denser; the densest point's delta is the
   largest distance of the whole distance matrix;
-- FastVID: every non-salient token of a segment (anchors included) joins its most cosine-similar anchor
-  among all anchors of the segment; per-anchor-frame count clamped to the non-salient count;
-- HoliTom: C = round-half-up(n_static * r'); static tokens stand at (a, i); DP ties keep the earlier
+- FastVID: for each anchor frame of a segment, every non-salient token of the segment (anchors included)
+  joins that frame's most cosine-similar anchor ("of each anchor frame": a token feeds one anchor per
+  anchor frame); per-anchor-frame count clamped to the non-salient count;
+- HoliTom: C = round-half-even(n_static * r') (as the release's Python round), at least 1 when the
+  window has no dynamic position; static tokens stand at (a, i); DP ties keep the earlier
   option; DP and r' use plain similarity, the per-window static test uses sim + mu_t * s.
 """
 from __future__ import annotations
@@ -215,18 +217,21 @@ def fastvid_ref(X, A, ratio, mu_s=0.0, gamma=1.1, frame_features=None, c=8, tau_
                 anchors += [(t, nonsal[t][j]) for j in chosen]
             anchors_info.append({"segment": (start, end), "frames": frames, "count": count,
                                  "anchors": [t * n + i for t, i in anchors]})
-            groups = {a: [] for a in range(len(anchors))}
-            for t in range(start, end + 1):
-                for i in nonsal[t]:
-                    sims = [cos(Xl[t][i], Xl[at][ai]) for at, ai in anchors]
-                    groups[argmax_first(sims)].append(Xl[t][i])
-            for a, (at, ai) in enumerate(anchors):
-                anchor = Xl[at][ai]
-                mem = groups[a]
-                if mem:
-                    w = max(1.0 / (len(mem) + 1), beta)
-                    anchor = vadd(anchor, vmean(mem), w, 1 - w)
-                out[at * n + ai] = anchor
+            # per anchor frame: every non-salient token of the segment joins that frame's most similar anchor
+            for t_anchor in frames:
+                own = [(at, ai) for at, ai in anchors if at == t_anchor]
+                groups = {a: [] for a in range(len(own))}
+                for t in range(start, end + 1):
+                    for i in nonsal[t]:
+                        sims = [cos(Xl[t][i], Xl[at][ai]) for at, ai in own]
+                        groups[argmax_first(sims)].append(Xl[t][i])
+                for a, (at, ai) in enumerate(own):
+                    anchor = Xl[at][ai]
+                    mem = groups[a]
+                    if mem:
+                        w = max(1.0 / (len(mem) + 1), beta)
+                        anchor = vadd(anchor, vmean(mem), w, 1 - w)
+                    out[at * n + ai] = anchor
     index = sorted(out)
     return [out[j] for j in index], index, {"segments": [e - s + 1 for s, e in segs], "anchors": anchors_info,
                                             "salient": salient}
@@ -334,7 +339,9 @@ def holitom_ref(X, A, ratio, mu_s=0.0, mu_t=0.0, gamma=1.1, tau=0.8, beta=0.6, k
         else:
             static = []
         dynamic = [i for i in range(n) if i not in static]
-        C = math.floor(len(static) * r_prime + Fraction(1, 2))
+        C = round(len(static) * r_prime)  # Fraction: exact, half to even
+        if C == 0 and not dynamic and static:
+            C = 1  # a window never keeps nothing
         merged = [vmean([Xl[t][i] for t in range(a, b + 1)]) for i in static]
         for row, tok in cluster_static_ref(merged, C, k, beta):
             tokens.append(tok)
