@@ -128,15 +128,19 @@ def visionzip_budget_ref(ratio, n):
     return S, K_d, S - K_d
 
 
-def visionzip_ref(X, A, K, ratio, mu_s=0.0, gamma=1.1, budget=None):
+def visionzip_ref(X, A, K, ratio, mu_s=0.0, gamma=1.1, budget=None, release=False, drop=None):
+    """release: the SToP release's slot skipping (release_extras.md); drop: per frame, the set of
+    positions hard pruning removed (baselines_extra.md (b): VisionZip runs on the survivors)."""
     T, n, D = X.shape
     S, K_d, K_c = budget if budget is not None else visionzip_budget_ref(ratio, n)
     Xl, Kl = X.double().tolist(), K.double().tolist()
     imp = importance_ref(A, mu_s, gamma)
+    sinks = set(top_k(sink_ref(A, gamma), 20)) if release else set()
     tokens, index = [], []
     for t in range(T):
-        dominant = sorted(top_k(imp[t], K_d))
-        remaining = [i for i in range(n) if i not in dominant]
+        alive = [i for i in range(n) if drop is None or i not in drop[t]]
+        dominant = sorted(alive[j] for j in top_k([imp[t][i] for i in alive], K_d))
+        remaining = [i for i in alive if i not in dominant]
         M = len(remaining)
         for i in dominant:
             tokens.append(Xl[t][i])
@@ -145,6 +149,13 @@ def visionzip_ref(X, A, K, ratio, mu_s=0.0, gamma=1.1, budget=None):
             continue
         stride = max(1, M // K_c)
         target_slots = [j * stride for j in range(K_c)]
+        if release:  # while a slot number is one of the 20 top sink positions, move it one slot on
+            moved = []
+            for j in target_slots:
+                while j in sinks and j < M:
+                    j += 1
+                moved.append(min(j, M - 1))
+            target_slots = moved
         targets = [remaining[j] for j in target_slots]
         members = [remaining[j] for j in range(M) if j not in target_slots]
         clusters = {c: [] for c in range(K_c)}
@@ -186,7 +197,10 @@ def anchor_frames_ref(L, p):
 
 
 def fastvid_ref(X, A, ratio, mu_s=0.0, gamma=1.1, frame_features=None, c=8, tau_seg=0.9, d=0.4, p=4,
-                beta=0.6, k=4):
+                beta=0.6, k=4, release=False, drop=None):
+    """release (only when mu_s != 0): anchors by rho*delta - 0.3 s in one-frame segments and
+    rho*delta - 0.6 s in longer ones (the release subtracts 0.3 s twice there); drop: per frame, the
+    positions hard pruning removed (neither salient, nor anchors, nor merged)."""
     T, n, D = X.shape
     Xl = X.double().tolist()
     if frame_features is not None:
@@ -196,9 +210,11 @@ def fastvid_ref(X, A, ratio, mu_s=0.0, gamma=1.1, frame_features=None, c=8, tau_
     segs = dyseg_ref(g, c, tau_seg)
     R, R_s, R_c = fastvid_budget_ref(ratio, n, d)
     imp = importance_ref(A, mu_s, gamma)
-    salient = [sorted(top_k(imp[t], R_s)) for t in range(T)]
-    nonsal = [[i for i in range(n) if i not in salient[t]] for t in range(T)]
-    m = n - R_s
+    alive = [[i for i in range(n) if drop is None or i not in drop[t]] for t in range(T)]
+    salient = [sorted(alive[t][j] for j in top_k([imp[t][i] for i in alive[t]], R_s)) for t in range(T)]
+    nonsal = [[i for i in alive[t] if i not in salient[t]] for t in range(T)]
+    m = len(nonsal[0])
+    s_video = sink_ref(A, gamma) if (release and mu_s) else None
     out = {}
     for t in range(T):
         for i in salient[t]:
@@ -213,6 +229,9 @@ def fastvid_ref(X, A, ratio, mu_s=0.0, gamma=1.1, frame_features=None, c=8, tau_
             for t in frames:
                 pts = [Xl[t][i] for i in nonsal[t]]
                 score, _ = density_peak_ref(pts, k)
+                if s_video is not None:
+                    penalty = 0.3 if L == 1 else 0.6
+                    score = [score[j] - penalty * s_video[nonsal[t][j]] for j in range(len(score))]
                 chosen = sorted(top_k(score, count))
                 anchors += [(t, nonsal[t][j]) for j in chosen]
             anchors_info.append({"segment": (start, end), "frames": frames, "count": count,
@@ -298,14 +317,17 @@ def brute_force_windows(T, P, W=1024):
     return best
 
 
-def cluster_static_ref(merged, C, k=7, beta=0.6):
-    """Density-peak centres among merged static tokens -> list of (row, token), rows ascending."""
+def cluster_static_ref(merged, C, k=7, beta=0.6, penalty=None):
+    """Density-peak centres among merged static tokens -> list of (row, token), rows ascending.
+    penalty: per row, subtracted from rho*delta before choosing centres (release variant: 0.3 s)."""
     m = len(merged)
     if C <= 0:
         return []
     if C >= m:
         return [(j, merged[j]) for j in range(m)]
     score, d = density_peak_ref(merged, min(k, C))
+    if penalty is not None:
+        score = [score[j] - penalty[j] for j in range(m)]
     centres = sorted(top_k(score, C))
     groups = {c: [] for c in centres}
     for j in range(m):
@@ -321,7 +343,10 @@ def cluster_static_ref(merged, C, k=7, beta=0.6):
     return out
 
 
-def holitom_ref(X, A, ratio, mu_s=0.0, mu_t=0.0, gamma=1.1, tau=0.8, beta=0.6, k=7, W=1024):
+def holitom_ref(X, A, ratio, mu_s=0.0, mu_t=0.0, gamma=1.1, tau=0.8, beta=0.6, k=7, W=1024, release=False,
+                drop=None):
+    """release: static centres by rho*delta - 0.3 s (always on); drop: per frame, positions hard pruning
+    removed: never kept, and a position dropped in any frame of a window is not static there."""
     T, n, D = X.shape
     N = T * n
     Xl = X.double().tolist()
@@ -329,13 +354,15 @@ def holitom_ref(X, A, ratio, mu_s=0.0, mu_t=0.0, gamma=1.1, tau=0.8, beta=0.6, k
     plain = [[sim[t][i] > tau for i in range(n)] for t in range(T - 1)]
     windows, R_tot = dp_ref(T, savings_ref(plain), W)
     r_prime = min(frac(ratio) * N / (N - R_tot), Fraction(1))
-    s = sink_ref(A, gamma) if (mu_s or mu_t) else [0.0] * n
+    s = sink_ref(A, gamma) if (mu_s or mu_t or release) else [0.0] * n
+    gone = drop if drop is not None else [set() for _ in range(T)]
     sttp = [[sim[t][i] + mu_t * s[i] > tau for i in range(n)] for t in range(T - 1)]
     imp = importance_ref(A, mu_s, gamma)
     tokens, index, per_window = [], [], []
     for a, b in windows:
         if b > a:
-            static = [i for i in range(n) if all(sttp[t][i] for t in range(a, b))]
+            static = [i for i in range(n) if all(sttp[t][i] for t in range(a, b))
+                      and not any(i in gone[t] for t in range(a, b + 1))]
         else:
             static = []
         dynamic = [i for i in range(n) if i not in static]
@@ -343,12 +370,14 @@ def holitom_ref(X, A, ratio, mu_s=0.0, mu_t=0.0, gamma=1.1, tau=0.8, beta=0.6, k
         if C == 0 and not dynamic and static:
             C = 1  # a window never keeps nothing
         merged = [vmean([Xl[t][i] for t in range(a, b + 1)]) for i in static]
-        for row, tok in cluster_static_ref(merged, C, k, beta):
+        penalty = [0.3 * s[i] for i in static] if release else None
+        for row, tok in cluster_static_ref(merged, C, k, beta, penalty):
             tokens.append(tok)
             index.append(a * n + static[row])
         keep = math.ceil(len(dynamic) * r_prime)
         for t in range(a, b + 1):
-            chosen = sorted(dynamic[j] for j in top_k([imp[t][i] for i in dynamic], keep))
+            pool = [i for i in dynamic if i not in gone[t]]
+            chosen = sorted(pool[j] for j in top_k([imp[t][i] for i in pool], keep))
             for i in chosen:
                 tokens.append(Xl[t][i])
                 index.append(t * n + i)
@@ -399,3 +428,34 @@ def sign_flip_video(pattern, D=4, seed=0):
         for i in range(n):
             X[t + 1, i] = X[t, i] if pattern[t][i] else -X[t, i]
     return X
+
+
+# ---------------------------------------------------------------------------------------------- sink handling
+def hard_drop_ref(A, k, unit="token"):
+    """Per frame, the set of positions hard pruning removes: the ceil(k n) largest A[t, i] ("token") or
+    the ceil(k n) largest mean_t A[t, i] in every frame ("position"); ties -> lower index."""
+    Al = A.double().tolist()
+    T, n = len(Al), len(Al[0])
+    count = math.ceil(frac(k) * n)
+    if unit == "position":
+        means = [sum(Al[t][i] for t in range(T)) / T for i in range(n)]
+        return [set(top_k(means, count)) for _ in range(T)]
+    return [set(top_k(Al[t], count)) for t in range(T)]
+
+
+def redistribute_ref(A, zone, p=0.6):
+    """A'[t, i] = (1-p) A[t, i] on the sink set, A[t, i] + p m_Z A[t, i] / m_N elsewhere (rows keep their sum)."""
+    Al = A.double().tolist()
+    out = []
+    for row in Al:
+        m_z = sum(v for i, v in enumerate(row) if i in zone)
+        m_n = sum(v for i, v in enumerate(row) if i not in zone)
+        n_off = len(row) - len(zone)
+        out.append([(1 - p) * v if i in zone else (v + p * m_z * v / m_n if m_n > 0 else v + p * m_z / n_off)
+                    for i, v in enumerate(row)])
+    return torch.tensor(out, dtype=torch.float64)
+
+
+def sink_set_ref(sink, top=0.1):
+    n = len(sink)
+    return {i for i in top_k(sink, math.ceil(frac(top) * n)) if sink[i] > 0}
