@@ -348,27 +348,86 @@ def _first_identical(x: Tensor, d2: Tensor, squared: Tensor) -> Tensor | None:
     return first
 
 
-def density_peak_scores(dist: Tensor, k: int) -> Tensor:
+def density_peak_scores(dist: Tensor, k: int | Tensor, valid: Tensor | None = None) -> Tensor:
     """Density-peak score rho * delta for each point of (B, m, m) distance matrices.
 
     rho_i = exp(-mean of squared distances to its k nearest neighbours, itself included);
     delta_i = distance to the nearest denser point (ties in rho: the lower index counts as denser),
     or, for the densest point, the largest distance in its matrix. Returns (B, m).
+
+    Padded batches of sets of different sizes: ``valid`` (B, m) bool marks each set's points (a prefix
+    or any subset) and ``k`` may be a (B,) tensor; padding never counts as a neighbour, a denser point
+    or a distance, so every set scores exactly as alone. Padding rows score -inf.
     """
     B, m, _ = dist.shape
-    k = max(1, min(k, m))
-    nearest = torch.topk(dist, k, dim=-1, largest=False).values  # (B, m, k)
-    rho = torch.exp(-(nearest**2).mean(dim=-1))  # (B, m)
+    if valid is None and not isinstance(k, Tensor):
+        k = max(1, min(k, m))
+        nearest = torch.topk(dist, k, dim=-1, largest=False).values  # (B, m, k)
+        rho = torch.exp(-(nearest**2).mean(dim=-1))  # (B, m)
+        idx = torch.arange(m, device=dist.device)
+        # denser[b, i, j]: point j is denser than point i
+        denser = (rho.unsqueeze(1) > rho.unsqueeze(2)) | (
+            (rho.unsqueeze(1) == rho.unsqueeze(2)) & (idx.view(1, 1, m) < idx.view(1, m, 1))
+        )
+        farthest = dist.amax(dim=(1, 2), keepdim=True).expand_as(dist)
+        delta = torch.where(denser, dist, farthest).amin(dim=-1)  # (B, m)
+        return rho * delta
+    if valid is None:
+        valid = torch.ones(B, m, dtype=torch.bool, device=dist.device)
+    sizes = valid.sum(dim=1)  # (B,)
+    k = torch.as_tensor(k, device=dist.device).expand(B)
+    k = torch.minimum(k, sizes).clamp_min(1)  # (B,)
+    pair = valid.unsqueeze(1) & valid.unsqueeze(2)  # (B, m, m)
+    k_max = int(k.max()) if B else 1
+    nearest = torch.topk(dist.masked_fill(~valid.unsqueeze(1), float("inf")), k_max, dim=-1, largest=False).values
+    within = torch.arange(k_max, device=dist.device).view(1, 1, -1) < k.view(B, 1, 1)  # (B, 1, k_max)
+    squared = torch.where(within, nearest**2, torch.zeros((), device=dist.device))  # (B, m, k_max)
+    rho = torch.exp(-(squared.sum(dim=-1) / k.view(B, 1)))  # (B, m)
     idx = torch.arange(m, device=dist.device)
-    # denser[b, i, j]: point j is denser than point i
     denser = (rho.unsqueeze(1) > rho.unsqueeze(2)) | (
         (rho.unsqueeze(1) == rho.unsqueeze(2)) & (idx.view(1, 1, m) < idx.view(1, m, 1))
     )
-    farthest = dist.amax(dim=(1, 2), keepdim=True).expand_as(dist)
+    denser &= valid.unsqueeze(1)  # padding is never denser
+    farthest = dist.masked_fill(~pair, float("-inf")).amax(dim=(1, 2), keepdim=True).expand_as(dist)
     delta = torch.where(denser, dist, farthest).amin(dim=-1)  # (B, m)
-    return rho * delta
+    return (rho * delta).masked_fill(~valid, float("-inf"))
 
 
 def cosine_normalise(x: Tensor) -> Tensor:
     """L2-normalise the last dim in float32 (zero vectors stay zero)."""
     return torch.nn.functional.normalize(x.float(), dim=-1, eps=1e-12)
+
+
+def density_peak_clusters(x: Tensor, count: int, k: int, *, centre_order: str = "rank",
+                          score_penalty: Tensor | None = None) -> tuple[Tensor, Tensor]:
+    """DPC-kNN on each of B sets of m tokens: ``count`` centres and every token's cluster.
+
+    x: (B, m, D). Centres are the ``count`` largest rho*delta (``density_peak_scores``; minus
+    ``score_penalty`` (B, m) when given), ties to the lower row; ``centre_order="rank"`` lists them by
+    score (FlashVID, PruneVid), ``"index"`` by row (HoliTom, dpc_knn). Every token joins the nearest
+    centre (ties: the first centre in that order) and each centre joins itself.
+    Returns centres (B, C) rows and assignment (B, m) in 0..C-1.
+    """
+    B, m, _ = x.shape
+    count = max(0, min(count, m))
+    dist = pairwise_distance(x)  # (B, m, m)
+    score = density_peak_scores(dist, k)  # (B, m)
+    if score_penalty is not None:
+        score = score - score_penalty
+    centres = torch.sort(score, dim=-1, descending=True, stable=True).indices[:, :count]  # (B, C) by rank
+    if centre_order == "index":
+        centres = centres.sort(dim=-1).values
+    elif centre_order != "rank":
+        raise ValueError(f"centre_order={centre_order!r} is unknown; allowed: rank, index")
+    to_centre = dist.gather(2, centres.unsqueeze(1).expand(B, m, count))  # (B, m, C)
+    assignment = to_centre.argmin(dim=-1)  # (B, m), first centre on ties
+    assignment.scatter_(1, centres, torch.arange(count, device=x.device).expand(B, count))
+    return centres, assignment
+
+
+def cluster_sums(x: Tensor, assignment: Tensor, count: int) -> tuple[Tensor, Tensor]:
+    """Per cluster: the sum of its members' features (B, C, D) float32 and their number (B, C, 1)."""
+    B, m, _ = x.shape
+    onehot = torch.zeros(B, count, m, dtype=torch.float32, device=x.device)  # (B, C, m)
+    onehot.scatter_(1, assignment.unsqueeze(1), 1.0)
+    return torch.bmm(onehot, x.float()), onehot.sum(dim=-1, keepdim=True)

@@ -459,3 +459,135 @@ def redistribute_ref(A, zone, p=0.6):
 def sink_set_ref(sink, top=0.1):
     n = len(sink)
     return {i for i in top_k(sink, math.ceil(frac(top) * n)) if sink[i] > 0}
+
+
+# ---------------------------------------------------------------------------------------------- FlashVID
+# Written from shared/docs/specs/flashvid.md (SToP's port: no LLM stage). Tie rules as above: top-k and
+# argmax/argmin to the lower index; DPC density ties: the lower index is denser; DPC centres listed by
+# score rank and members join the first nearest centre in that order.
+def flashvid_budget_ref(ratio, n, expansion=1.25, alpha=0.7):
+    B = max(1, min(n, math.ceil(frac(ratio) * n * frac(expansion))))
+    K_a = math.ceil(B * frac(alpha))
+    return B, K_a, B - K_a
+
+
+def flashvid_dyseg_ref(means, tau=0.9, c_min=8):
+    """means: T frame-mean vectors -> segment lengths."""
+    T = len(means)
+    sig = [cos(means[t], means[t + 1]) for t in range(T - 1)]
+    cuts = {t for t in range(T - 1) if sig[t] < tau}
+    if len(cuts) + 1 < c_min and T > 1:
+        rest = [1.0 if t in cuts else sig[t] for t in range(T - 1)]
+        need = min(c_min - len(cuts) - 1, T - 1)
+        cuts |= set(sorted(range(T - 1), key=lambda t: (rest[t], t))[:need])
+    bounds = [-1] + sorted(cuts) + [T - 1]
+    return [b - a for a, b in zip(bounds[:-1], bounds[1:])]
+
+
+def adts_ref(tokens, a_hat, g, count, mask_picked=False):
+    """One frame: tokens (m vectors), a_hat (m), g (segment mean token) -> sorted picks (may repeat)."""
+    m = len(tokens)
+    scale = [1e6 * a_hat[j] * dot(tokens[j], g) for j in range(m)]
+    M = [[(1 - cos(tokens[i], tokens[j])) * scale[j] for j in range(m)] for i in range(m)]
+    if m >= 2:
+        nn = [sorted(M[i][j] for i in range(m))[1] for j in range(m)]
+    else:
+        nn = [M[0][0]]
+    picks = [argmax_first(nn)]
+    for _ in range(1, count):
+        score = [min(M[s][j] for s in picks) for j in range(m)]
+        if mask_picked:
+            score = [-math.inf if j in picks else score[j] for j in range(m)]
+        picks.append(argmax_first(score))
+    return sorted(picks)
+
+
+def tstm_ref(seg, selected, tau, lower_bound, true_mean=False):
+    """seg[t][i] vectors (L frames), selected[t] sets -> per frame {i: value} of roots (ADTS ones included)."""
+    L, m = len(seg), len(seg[0])
+    sigma = [[-1.0] * m]
+    parent = [[None] * m]
+    for t in range(1, L):
+        row_s, row_p = [], []
+        for i in range(m):
+            sims = [-1.0 if (i in selected[t] or j in selected[t - 1]) else cos(seg[t][i], seg[t - 1][j])
+                    for j in range(m)]
+            j = argmax_first(sims)
+            row_s.append(sims[j])
+            row_p.append(j)
+        sigma.append(row_s)
+        parent.append(row_p)
+    theta = tau
+    if sum(1 for t in range(L) for i in range(m) if not sigma[t][i] > tau) < lower_bound:
+        merges = L * m - lower_bound
+        flat = sorted((sigma[t][i] for t in range(L) for i in range(m)), reverse=True)
+        theta = max(flat[merges - 1], -1 + 1e-6) if merges > 0 else math.inf
+    linked = [[sigma[t][i] > theta for i in range(m)] for t in range(L)]
+    total = [[list(seg[t][i]) for i in range(m)] for t in range(L)]
+    count = [[1] * m for _ in range(L)]
+    roots = [{} for _ in range(L)]
+    for t in range(L - 1, -1, -1):
+        for i in range(m):
+            if not linked[t][i]:
+                roots[t][i] = [v / count[t][i] for v in total[t][i]]
+            else:
+                p = parent[t][i]
+                total[t - 1][p] = vadd(total[t - 1][p], total[t][i])
+                count[t - 1][p] += count[t][i] if true_mean else 1
+    return roots
+
+
+def flashvid_dpc_ref(points, C, k=7):
+    """-> list of (centre row, merged value): centres by score rank, plain means."""
+    score, d = density_peak_ref(points, min(k, C))
+    centres = top_k(score, C)
+    groups = {c: [] for c in centres}
+    for j in range(len(points)):
+        if j in centres:
+            groups[j].append(points[j])
+        else:
+            groups[centres[argmin_first([d[j][c] for c in centres])]].append(points[j])
+    return [(c, vmean(groups[c])) for c in centres]
+
+
+def flashvid_ref(X, A, ratio, mu_s=0.0, gamma=1.1, expansion=1.25, alpha=0.7, tau_seg=0.9, c_min=8, tau_t=0.8,
+                 k=7, sink_scope="segment", mask_picked=False, true_mean=False):
+    T, n, D = X.shape
+    Xl = X.double().tolist()
+    Al = A.double().tolist()
+    B, K_a, K_m = flashvid_budget_ref(ratio, n, expansion, alpha)
+    segs = flashvid_dyseg_ref([vmean(Xl[t]) for t in range(T)], tau_seg, c_min)
+    adts_out, merged_out = [], []  # (flat index, value)
+    start = 0
+    for L in segs:
+        frames = list(range(start, start + L))
+        g = vmean([Xl[t][i] for t in frames for i in range(n)])
+        if mu_s:
+            s = sink_ref(A if sink_scope == "video" else A[start:start + L], gamma)
+        picks = {}
+        for t in frames:
+            a_hat = [Al[t][i] - (mu_s * s[i] if mu_s else 0.0) for i in range(n)]
+            picks[t] = adts_ref(Xl[t], a_hat, g, K_a, mask_picked)
+            adts_out += [(t * n + i, Xl[t][i]) for i in picks[t]]
+        if K_m > 0 and tau_t < 1:
+            if L == 1:
+                cand = {start: {i: Xl[start][i] for i in range(n)}}
+            else:
+                roots = tstm_ref([Xl[t] for t in frames], [set(picks[t]) for t in frames], tau_t, B * L, true_mean)
+                cand = {t: {i: v for i, v in roots[t - start].items() if i not in picks[t]} for t in frames}
+            total = sum(len(c) for c in cand.values())
+            budget = K_m * L
+            for t in frames:
+                rows = sorted(cand[t])
+                if budget >= total:
+                    merged_out += [(t * n + i, cand[t][i]) for i in rows]
+                    continue
+                C = math.ceil(Fraction(len(rows) * budget, total))
+                if C == 0:
+                    continue
+                for c, value in flashvid_dpc_ref([cand[t][i] for i in rows], C, k):
+                    merged_out.append((t * n + rows[c], value))
+        start += L
+    both = adts_out + merged_out
+    order = sorted(range(len(both)), key=lambda j: (both[j][0], j))  # stable: ADTS before merged
+    return [both[j][1] for j in order], [both[j][0] for j in order], {"segments": segs, "B": B, "K_a": K_a, "K_m": K_m}

@@ -18,7 +18,8 @@ N = 196
 
 
 def test_registry_names():
-    assert set(PRUNERS) == {"dense", "random", "uniform", "visionzip", "fastvid", "holitom"}
+    assert set(PRUNERS) == {"dense", "random", "uniform", "visionzip", "fastvid", "holitom", "flashvid", "prunevid",
+                            "dpc_knn"}
 
 
 # ------------------------------------------------------------------------------------------ budgets
@@ -120,7 +121,7 @@ def test_random_pruner_seed():
     assert torch.equal(a.index, d.index)
 
 
-STOP_ON = {"visionzip": (0.03, 0.0), "fastvid": (0.02, 0.0), "holitom": (0.04, 0.07)}
+STOP_ON = {"visionzip": (0.03, 0.0), "fastvid": (0.02, 0.0), "holitom": (0.04, 0.07), "flashvid": (0.02, 0.0)}
 
 
 @pytest.mark.parametrize("name", list(PRUNERS))
