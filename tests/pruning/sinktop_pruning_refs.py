@@ -591,3 +591,127 @@ def flashvid_ref(X, A, ratio, mu_s=0.0, gamma=1.1, expansion=1.25, alpha=0.7, ta
     both = adts_out + merged_out
     order = sorted(range(len(both)), key=lambda j: (both[j][0], j))  # stable: ADTS before merged
     return [both[j][1] for j in order], [both[j][0] for j in order], {"segments": segs, "B": B, "K_a": K_a, "K_m": K_m}
+
+
+# ---------------------------------------------------------------------------------------------- PruneVid
+# Written from shared/docs/specs/prunevid.md (SToP's port, stage 1). DPC as above; clusters listed by
+# centre score rank, plain means; a set is clustered only when it has more than 14 tokens.
+def refine_ref(labels):
+    """Section 3.1 step 2, literally: keep each label's longest run(s), release the rest (all of it when
+    the longest run is one frame), then give each released run its longer neighbour's label (ties left)."""
+    N = len(labels)
+    runs = []  # (label, first, last)
+    for i, lab in enumerate(labels):
+        if runs and runs[-1][0] == lab and runs[-1][2] == i - 1:
+            runs[-1] = (lab, runs[-1][1], i)
+        else:
+            runs.append((lab, i, i))
+    out = list(labels)
+    for lab in set(labels):
+        mine = [(a, b) for l_, a, b in runs if l_ == lab]
+        best = max(b - a + 1 for a, b in mine)
+        for a, b in mine:
+            if best == 1 or b - a + 1 < best:
+                for i in range(a, b + 1):
+                    out[i] = -1
+    i = 0
+    while i < N:
+        if out[i] != -1:
+            i += 1
+            continue
+        j = i
+        while j + 1 < N and out[j + 1] == -1:
+            j += 1
+        left_len = right_len = 0
+        left = right = None
+        if i > 0:
+            left = out[i - 1]
+            left_len = sum(1 for _ in itertools.takewhile(lambda v: v == left, reversed(out[:i])))
+        if j < N - 1:
+            right = out[j + 1]
+            right_len = sum(1 for _ in itertools.takewhile(lambda v: v == right, out[j + 1:]))
+        if right_len > left_len or (left is None and right is not None):
+            new = right
+        else:
+            new = left
+        new = 0 if new is None else new
+        for q in range(i, j + 1):
+            out[q] = new
+        i = j + 1
+    return out
+
+
+def prunevid_cluster_ref(points, C, k=7):
+    """-> [(centre row, plain mean)] in centre rank order; the kNN size is k itself (not min(k, C))."""
+    score, d = density_peak_ref(points, k)
+    centres = top_k(score, C)
+    groups = {c: [points[c]] for c in centres}
+    for j in range(len(points)):
+        if j not in centres:
+            groups[centres[argmin_first([d[j][c] for c in centres])]].append(points[j])
+    return [(c, vmean(groups[c])) for c in centres]
+
+
+def prunevid_ref(X, ratio, temporal_ratio=0.25, tau=0.8, k=7, min_size=14, slack=0.005):
+    T, n, D = X.shape
+    Xl = X.double().tolist()
+    means = [vmean(Xl[t]) for t in range(T)]
+    C_T = max(1, min(T, math.floor(frac(temporal_ratio) * T)))
+    score, d = density_peak_ref(means, k)
+    centres = top_k(score, C_T)
+    labels = [centres.index(t) if t in centres else argmin_first([d[t][c] for c in centres]) for t in range(T)]
+    labels = refine_ref(labels)
+    windows, start = [], 0
+    for t in range(1, T + 1):
+        if t == T or labels[t] != labels[start]:
+            windows.append((start, t - 1))
+            start = t
+    tokens, index, statics = [], [], []
+    for a, b in windows:
+        w = b - a + 1
+        if w >= 2:
+            pi = [sum(cos(Xl[p][i], Xl[q][i]) for p in range(a, b + 1) for q in range(a, b + 1) if p != q) / (w * (w - 1))
+                  for i in range(n)]
+            static = [i for i in range(n) if pi[i] > tau]
+        else:
+            static = []
+        statics.append(len(static))
+        rho = min(frac(ratio) * n * w / (len(static) + (n - len(static)) * w) + frac(slack), Fraction(1))
+        dynamic = [i for i in range(n) if i not in static]
+        sets = [(a, static, [vmean([Xl[t][i] for t in range(a, b + 1)]) for i in static])]
+        sets += [(t, dynamic, [Xl[t][i] for i in dynamic]) for t in range(a, b + 1)]
+        for t, rows, pts in sets:
+            if len(rows) > min_size:
+                C = max(1, math.floor(len(rows) * rho))
+                for c, value in prunevid_cluster_ref(pts, C, k):
+                    tokens.append(value)
+                    index.append(t * n + rows[c])
+            else:
+                tokens += pts
+                index += [t * n + i for i in rows]
+    return tokens, index, {"windows": windows, "static_positions": statics}
+
+
+# ---------------------------------------------------------------------------------------------- DPC-kNN baseline
+def dpc_knn_ref(X, ratio, k=7, beta=0.6, merge="beta"):
+    """baselines_extra.md (a): per frame, C = VisionZip's budget S; centres = top-C rho*delta with
+    k = min(k, C), by position; members join the first nearest centre; beta or plain-mean merge."""
+    T, n, D = X.shape
+    Xl = X.double().tolist()
+    C = visionzip_budget_ref(ratio, n)[0]
+    tokens, index = [], []
+    for t in range(T):
+        score, d = density_peak_ref(Xl[t], min(k, C))
+        centres = sorted(top_k(score, C))
+        groups = {c: [] for c in centres}
+        for j in range(n):
+            if j not in centres:
+                groups[centres[argmin_first([d[j][c] for c in centres])]].append(Xl[t][j])
+        for c in centres:
+            if merge == "mean":
+                tok = vmean([Xl[t][c]] + groups[c])
+            else:
+                tok = vadd(Xl[t][c], vmean(groups[c]), beta, 1 - beta) if groups[c] else Xl[t][c]
+            tokens.append(tok)
+            index.append(t * n + c)
+    return tokens, index
