@@ -294,10 +294,15 @@ def frame_major_output(features: Tensor, keep: Tensor) -> tuple[Tensor, Tensor]:
     return features.reshape(T * n, D).index_select(0, index), index
 
 
+# Distance matrices are built a few sets at a time, so the float32 working copies (centred rows, their
+# squares) stay bounded (about 32 MB) whatever the number of frames: peak memory does not grow with T.
+_CHUNK_ELEMENTS = 1 << 23
+
+
 def pairwise_distance(x: Tensor) -> Tensor:
     """(B, m, D) -> (B, m, m) Euclidean distances scaled by 1/sqrt(D), computed in float32.
 
-    One batched Gram matmul, yet exact where it matters for density peaks:
+    One batched Gram matmul (per chunk of sets), yet exact where it matters for density peaks:
     - rows are centred first, so |x|^2 + |y|^2 - 2xy does not cancel catastrophically when tokens
       share a large common component (they do: neighbouring patches of one frame);
     - identical tokens (common in static video) sit at distance exactly 0 from each other and have
@@ -306,6 +311,17 @@ def pairwise_distance(x: Tensor) -> Tensor:
       ``torch.unique``: a pair can only be identical if its Gram distance is within the worst-case float32
       rounding bound of 0, and every such candidate is confirmed by exact comparison.
     """
+    B, m, D = x.shape
+    step = max(1, _CHUNK_ELEMENTS // max(1, m * D))
+    if step >= B:
+        return _pairwise_distance(x)
+    out = torch.empty(B, m, m, dtype=torch.float32, device=x.device)  # (B, m, m)
+    for start in range(0, B, step):
+        out[start:start + step] = _pairwise_distance(x[start:start + step])
+    return out
+
+
+def _pairwise_distance(x: Tensor) -> Tensor:
     x = x.float()
     B, m, D = x.shape
     centred = x - x.mean(dim=1, keepdim=True)  # (B, m, D)

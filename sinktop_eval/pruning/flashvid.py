@@ -37,7 +37,16 @@ from fractions import Fraction
 import torch
 from torch import Tensor
 
-from .base import PruneOutput, Pruner, VideoTokens, cluster_sums, cosine_normalise, density_peak_scores, pairwise_distance
+from .base import (
+    _CHUNK_ELEMENTS,
+    PruneOutput,
+    Pruner,
+    VideoTokens,
+    cluster_sums,
+    cosine_normalise,
+    density_peak_scores,
+    pairwise_distance,
+)
 from .sink import sink_aware_importance, sink_score
 
 ATTENTION_SCALE = 1e6  # ADTS scales attention by 1e6 before calibrating distances (numerical range)
@@ -73,6 +82,14 @@ def flashvid_segments(similarity: Tensor, tau: float, min_segments: int) -> list
     return [b - a for a, b in zip(bounds[:-1], bounds[1:])]
 
 
+def cosine_matrix(a: Tensor, b: Tensor) -> Tensor:
+    """(F, m, D), (F, m', D) -> (F, m, m') cosine similarities in float32: one Gram product divided by the
+    norms, so no normalised copy of the tokens is made (zero vectors have similarity 0)."""
+    a, b = a.float(), b.float()
+    norms = torch.linalg.vector_norm(a, dim=-1).unsqueeze(2) * torch.linalg.vector_norm(b, dim=-1).unsqueeze(1)
+    return torch.bmm(a, b.transpose(1, 2)).div_(norms.clamp_min_(1e-24))  # (F, m, m')
+
+
 def adts_pick(features: Tensor, column_scale: Tensor, count: int, mask_picked: bool = False) -> Tensor:
     """ADTS v2 for a batch of frames: (F, m, D), (F, m) -> (F, count) picked rows, ascending per frame.
 
@@ -80,12 +97,13 @@ def adts_pick(features: Tensor, column_scale: Tensor, count: int, mask_picked: b
     (its nearest neighbour, M[j, j] = 0 being the smallest when the scale is positive) is largest; then
     farthest-point picking, j_k = argmax_j min over picked s of M[s, j]. Ties go to the lower row. Picked
     rows are not excluded unless ``mask_picked`` (the released v2 relies on M[j, j] = 0, which fails for a
-    negative scale: it can then pick a row again).
+    negative scale: it can then pick a row again). Cosines come from one Gram product divided by the
+    norms, and the diagonal distance is set to exactly 0: the release's normalise-then-dot leaves it at
+    +-1e-7, which can decide a pick only between (near-)collinear tokens.
     """
     F, m, _ = features.shape
-    unit = cosine_normalise(features)  # (F, m, D)
-    distance = 1.0 - torch.bmm(unit, unit.transpose(1, 2))  # (F, m, m)
-    del unit
+    distance = 1.0 - cosine_matrix(features, features)  # (F, m, m)
+    distance.diagonal(dim1=1, dim2=2).zero_()  # exactly 0, as in exact arithmetic (rounding gives +-1e-7)
     calibrated = distance * column_scale.unsqueeze(1)  # (F, m, m), column j scaled
     if m >= 2:
         nearest = torch.topk(calibrated, 2, dim=1, largest=False).values[:, 1, :]  # (F, m)
@@ -104,22 +122,25 @@ def adts_pick(features: Tensor, column_scale: Tensor, count: int, mask_picked: b
     return torch.stack(picks, dim=1).sort(dim=-1).values  # (F, count)
 
 
-def tstm_roots(unit: Tensor, selected: Tensor, tau: float, lower_bound: int) -> tuple[Tensor, Tensor]:
-    """TSTM's forest for one segment: (L, m, D) unit vectors, (L, m) ADTS mask -> roots (L, m), parent (L, m).
+def tstm_roots(features: Tensor, selected: Tensor, tau: float, lower_bound: int) -> tuple[Tensor, Tensor]:
+    """TSTM's forest for one segment: (L, m, D) tokens, (L, m) ADTS mask -> roots (L, m), parent (L, m).
 
     Token (t, i) links to parent p = argmax_j cos(x_{t,i}, x_{t-1,j}) (any position, ties to the lower j)
     when that similarity exceeds tau; ADTS tokens neither link nor are linked to (similarity -1); frame 0
     has no parents. If fewer than ``lower_bound`` roots remain, tau is raised to the
     (L*m - lower_bound)-th largest similarity (at least -1 + 1e-6) so that no more are merged.
+    Similarities are computed a few frame pairs at a time (bounded memory).
     """
-    L, m, _ = unit.shape
-    sims = torch.bmm(unit[1:], unit[:-1].transpose(1, 2))  # (L-1, m, m): rows frame t, columns frame t-1
-    sims.masked_fill_(selected[1:].unsqueeze(-1), -1.0)
-    sims.masked_fill_(selected[:-1].unsqueeze(1), -1.0)
-    best, parent = sims.max(dim=-1)  # (L-1, m)
-    del sims
-    best = torch.cat([best.new_full((1, m), -1.0), best])  # (L, m)
-    parent = torch.cat([parent.new_zeros((1, m)), parent])  # (L, m)
+    L, m, D = features.shape
+    best = torch.full((L, m), -1.0, dtype=torch.float32, device=features.device)  # (L, m), frame 0: -1
+    parent = torch.zeros((L, m), dtype=torch.long, device=features.device)  # (L, m)
+    step = max(1, _CHUNK_ELEMENTS // max(1, 2 * m * D))
+    for first in range(1, L, step):
+        last = min(L, first + step)
+        sims = cosine_matrix(features[first:last], features[first - 1:last - 1])  # (c, m, m): rows t, columns t-1
+        sims.masked_fill_(selected[first:last].unsqueeze(-1), -1.0)
+        sims.masked_fill_(selected[first - 1:last - 1].unsqueeze(1), -1.0)
+        best[first:last], parent[first:last] = sims.max(dim=-1)
     linked = best > tau
     if int((~linked).sum()) < lower_bound:
         merges = L * m - lower_bound
@@ -234,38 +255,40 @@ class FlashVIDPruner(Pruner):
             mean_token = tokens[frames].float().mean(dim=(0, 1))  # (D,)
             relevance = tokens[frames].float() @ mean_token  # (L, m)
             scale[frames] = (A_hat * ATTENTION_SCALE) * relevance
-        picks = adts_pick(tokens, scale, K_a, self.mask_picked) if K_a > 0 else torch.zeros(T, 0, dtype=torch.long,
-                                                                                               device=device)
+        picks = torch.zeros(T, K_a, dtype=torch.long, device=device)  # (T, K_a)
+        step = max(1, _CHUNK_ELEMENTS // max(1, m * D))  # frames per ADTS batch: bounded memory
+        for first in range(0, T if K_a > 0 else 0, step):
+            picks[first:first + step] = adts_pick(tokens[first:first + step], scale[first:first + step], K_a,
+                                                  self.mask_picked)
         selected = torch.zeros(T, m, dtype=torch.bool, device=device).scatter_(1, picks, True)  # (T, m)
 
-        # TSTM per segment, then the candidates (non-ADTS roots) of every frame
-        candidates: list[Tensor] = []  # per frame: (P_t,) rows
-        values: list[Tensor] = []  # per frame: (P_t, D) float32
-        quota: list[int] = []  # per frame: cluster count (-1: keep every candidate)
+        # per segment: TSTM, then the DPC merge of its candidates (non-ADTS roots)
+        merged_tokens, merged_index = [], []
         if K_m > 0 and self.temporal_threshold < 1.0:
             for start, L in zip(starts, segments):
                 frames = slice(start, start + L)
                 if L == 1:  # one-frame segment: every token is a candidate, ADTS ones included
                     rows = [torch.arange(m, device=device)]
-                    seg_values = [tokens[start].float()]
+                    values = [tokens[start].float()]
                 else:
-                    unit = cosine_normalise(tokens[frames])  # (L, m, D)
-                    roots, parent = tstm_roots(unit, selected[frames], self.temporal_threshold, B * L)
-                    del unit
+                    roots, parent = tstm_roots(tokens[frames], selected[frames], self.temporal_threshold, B * L)
                     root_values = tstm_values(tokens[frames], roots, parent, self.true_mean)
-                    rows, seg_values = [], []
+                    rows, values = [], []
                     for t in range(L):
                         keep = ~selected[start + t][roots[t]]  # roots that are not ADTS tokens
                         rows.append(torch.nonzero(roots[t]).squeeze(1)[keep])
-                        seg_values.append(root_values[t][keep])
+                        values.append(root_values[t][keep])
+                    del root_values
                 total = sum(int(r.numel()) for r in rows)
                 budget = K_m * L
-                for r, v in zip(rows, seg_values):
-                    candidates.append(r)
-                    values.append(v)
-                    # ceil(|P_t| * K_m L / N_cur), exactly; every candidate stays when the budget covers them
-                    quota.append(-1 if budget >= total else -(-int(r.numel()) * budget // total))
-        merged_tokens, merged_index = self._merge(candidates, values, quota, positions, n, D)
+                # ceil(|P_t| * K_m L / N_cur), exactly; every candidate stays when the budget covers them all
+                quota = [-1 if budget >= total else -(-int(r.numel()) * budget // total) for r in rows]
+                out, at = self._merge(rows, values, quota, positions[frames], start, n, D)
+                merged_tokens.append(out)
+                merged_index.append(at)
+                del values
+        merged_tokens = torch.cat(merged_tokens) if merged_tokens else torch.zeros(0, D, device=device)
+        merged_index = torch.cat(merged_index) if merged_index else torch.zeros(0, dtype=torch.long, device=device)
 
         pick_index = (torch.gather(positions, 1, picks) + (torch.arange(T, device=device) * n).view(T, 1)).reshape(-1)
         pick_tokens = X.reshape(T * n, D).index_select(0, pick_index)  # (T*K_a, D)
@@ -280,27 +303,31 @@ class FlashVIDPruner(Pruner):
         return PruneOutput(out_tokens, index, info)
 
     def _merge(self, candidates: list[Tensor], values: list[Tensor], quota: list[int], positions: Tensor,
-               n: int, D: int) -> tuple[Tensor, Tensor]:
-        """Per-frame DPC-kNN of the candidates (one padded batch for all frames): ``quota[t]`` centres in
-        frame t (k = min(quota, 7)), members join the nearest centre, a cluster is the plain mean of its
-        members and stands at its centre; quota -1 keeps every candidate as it is.
-        candidates[t]: (P_t,) rows of frame t; values[t]: (P_t, D). Returns tokens (k, D) float32, index (k,)."""
+               start: int, n: int, D: int) -> tuple[Tensor, Tensor]:
+        """One segment's per-frame DPC-kNN of its candidates: ``quota[t]`` centres in frame start + t
+        (k = min(quota, 7)), members join the nearest centre, a cluster is the plain mean of its members and
+        stands at its centre; quota -1 keeps every candidate as it is. Frames are clustered in padded
+        batches of a bounded size. candidates[t]: (P_t,) rows; values[t]: (P_t, D); positions: (L, m).
+        Returns tokens (k, D) float32 and flat indices (k,)."""
         device = positions.device
         kept_tokens, kept_index = [], []
         for t, q in enumerate(quota):
             if q == -1 and candidates[t].numel():
                 kept_tokens.append(values[t])
-                kept_index.append(t * n + positions[t, candidates[t]])
+                kept_index.append((start + t) * n + positions[t, candidates[t]])
         clustered = [t for t, q in enumerate(quota) if q > 0 and candidates[t].numel() > 0]
-        if clustered:
-            F = len(clustered)
-            sizes = torch.tensor([int(candidates[t].numel()) for t in clustered], device=device)  # (F,)
+        size = max([int(candidates[t].numel()) for t in clustered], default=1)
+        step = max(1, _CHUNK_ELEMENTS // max(1, size * D))
+        for first in range(0, len(clustered), step):
+            chunk = clustered[first:first + step]
+            F = len(chunk)
+            sizes = torch.tensor([int(candidates[t].numel()) for t in chunk], device=device)  # (F,)
             P = int(sizes.max())
             batch = torch.zeros(F, P, D, dtype=torch.float32, device=device)  # (F, P, D), zero padding
-            for row, t in enumerate(clustered):
+            for row, t in enumerate(chunk):
                 batch[row, :sizes[row]] = values[t]
             valid = torch.arange(P, device=device).view(1, -1) < sizes.view(-1, 1)  # (F, P)
-            counts = torch.minimum(torch.tensor([quota[t] for t in clustered], device=device), sizes)  # (F,)
+            counts = torch.minimum(torch.tensor([quota[t] for t in chunk], device=device), sizes)  # (F,)
             dist = pairwise_distance(batch)  # (F, P, P)
             score = density_peak_scores(dist, counts.clamp(max=self.k), valid)  # (F, P), padding -inf
             C = int(counts.max())
@@ -314,10 +341,11 @@ class FlashVIDPruner(Pruner):
             assignment = torch.where(valid, assignment, torch.full_like(assignment, C))  # padding: a discarded cluster
             sums, members = cluster_sums(batch, assignment, C + 1)  # (F, C+1, D), (F, C+1, 1)
             means = sums[:, :C] / members[:, :C].clamp_min(1.0)  # (F, C, D)
-            for row, t in enumerate(clustered):
+            del batch, sums
+            for row, t in enumerate(chunk):
                 c = int(counts[row])
                 kept_tokens.append(means[row, :c])
-                kept_index.append(t * n + positions[t, candidates[t][centres[row, :c]]])
+                kept_index.append((start + t) * n + positions[t, candidates[t][centres[row, :c]]])
         if not kept_tokens:
             return torch.zeros(0, D, dtype=torch.float32, device=device), torch.zeros(0, dtype=torch.long, device=device)
         return torch.cat(kept_tokens), torch.cat(kept_index)

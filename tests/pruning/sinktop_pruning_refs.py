@@ -488,7 +488,7 @@ def adts_ref(tokens, a_hat, g, count, mask_picked=False):
     """One frame: tokens (m vectors), a_hat (m), g (segment mean token) -> sorted picks (may repeat)."""
     m = len(tokens)
     scale = [1e6 * a_hat[j] * dot(tokens[j], g) for j in range(m)]
-    M = [[(1 - cos(tokens[i], tokens[j])) * scale[j] for j in range(m)] for i in range(m)]
+    M = [[(1 - cos(tokens[i], tokens[j]) if i != j else 0.0) * scale[j] for j in range(m)] for i in range(m)]
     if m >= 2:
         nn = [sorted(M[i][j] for i in range(m))[1] for j in range(m)]
     else:

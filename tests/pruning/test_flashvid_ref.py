@@ -75,7 +75,7 @@ def test_adts_example_of_the_spec():
 
 
 def six_token_frame():
-    X = torch.tensor([[[1.0, 0.2], [0.8, 0.5], [0.3, 1.0], [0.9, 0.9], [0.2, 0.4], [1.0, 1.0]]])
+    X = torch.tensor([[[1.0, 0.2], [0.8, 0.5], [0.3, 1.0], [0.9, 0.6], [0.2, 0.4], [1.0, 1.0]]])  # no two collinear
     A = torch.tensor([[3.0, 2.5, 1.2, 1.0, 0.8, 0.5]]) * 1e-3
     return X, A
 
