@@ -296,7 +296,7 @@ def frame_major_output(features: Tensor, keep: Tensor) -> tuple[Tensor, Tensor]:
 
 # Distance matrices are built a few sets at a time, so the float32 working copies (centred rows, their
 # squares) stay bounded (about 32 MB) whatever the number of frames: peak memory does not grow with T.
-_CHUNK_ELEMENTS = 1 << 23
+CHUNK_ELEMENTS = 1 << 23
 
 
 def pairwise_distance(x: Tensor) -> Tensor:
@@ -312,29 +312,29 @@ def pairwise_distance(x: Tensor) -> Tensor:
       rounding bound of 0, and every such candidate is confirmed by exact comparison.
     """
     B, m, D = x.shape
-    step = max(1, _CHUNK_ELEMENTS // max(1, m * D))
+    step = max(1, CHUNK_ELEMENTS // max(1, m * D))
     if step >= B:
         return _pairwise_distance(x)
     out = torch.empty(B, m, m, dtype=torch.float32, device=x.device)  # (B, m, m)
     for start in range(0, B, step):
-        out[start:start + step] = _pairwise_distance(x[start:start + step])
+        out[start:start + step] = _pairwise_distance(x[start:start + step])  # (step, m, m)
     return out
 
 
 def _pairwise_distance(x: Tensor) -> Tensor:
-    x = x.float()
+    x = x.float()  # (B, m, D)
     B, m, D = x.shape
     centred = x - x.mean(dim=1, keepdim=True)  # (B, m, D)
     squared = (centred * centred).sum(dim=-1)  # (B, m)
-    d2 = torch.baddbmm(squared.unsqueeze(2) + squared.unsqueeze(1), centred, centred.transpose(1, 2), alpha=-2.0)
+    d2 = torch.baddbmm(squared.unsqueeze(2) + squared.unsqueeze(1), centred, centred.transpose(1, 2), alpha=-2.0)  # (B, m, m)
     del centred
     d2 = (d2 + d2.transpose(1, 2)).mul_(0.5).clamp_min_(0.0)  # (B, m, m), exactly symmetric
     d2.diagonal(dim1=1, dim2=2).zero_()
     first = _first_identical(x, d2, squared)  # (B, m)
     if first is not None:  # rows and columns of every copy become those of its first copy
-        rows = first.unsqueeze(2).expand(B, m, m)
-        d2 = d2.gather(1, rows).gather(2, first.unsqueeze(1).expand(B, m, m))
-    return d2.sqrt_().div_(math.sqrt(D))
+        rows = first.unsqueeze(2).expand(B, m, m)  # (B, m, m)
+        d2 = d2.gather(1, rows).gather(2, first.unsqueeze(1).expand(B, m, m))  # (B, m, m)
+    return d2.sqrt_().div_(math.sqrt(D))  # (B, m, m)
 
 
 def _first_identical(x: Tensor, d2: Tensor, squared: Tensor) -> Tensor | None:
@@ -353,11 +353,11 @@ def _first_identical(x: Tensor, d2: Tensor, squared: Tensor) -> Tensor | None:
     claimed = torch.nonzero(first != own, as_tuple=False)  # (c, 2) rows whose lowest candidate is earlier
     if claimed.numel() == 0:
         return None
-    b, i = claimed[:, 0], claimed[:, 1]
+    b, i = claimed[:, 0], claimed[:, 1]  # (c,), (c,)
     confirmed = (x[b, i] == x[b, first[b, i]]).all(dim=-1)  # (c,)
     for bb, ii in claimed[~confirmed].tolist():  # near but not identical: check every earlier candidate
-        earlier = torch.nonzero(candidate[bb, ii, :ii]).flatten()
-        same = earlier[(x[bb, earlier] == x[bb, ii]).all(dim=-1)]
+        earlier = torch.nonzero(candidate[bb, ii, :ii]).flatten()  # (e,) earlier candidates
+        same = earlier[(x[bb, earlier] == x[bb, ii]).all(dim=-1)]  # (e',) exact copies
         first[bb, ii] = same[0] if same.numel() else ii
     if bool((first == own).all()):
         return None
@@ -389,22 +389,22 @@ def density_peak_scores(dist: Tensor, k: int | Tensor, valid: Tensor | None = No
         delta = torch.where(denser, dist, farthest).amin(dim=-1)  # (B, m)
         return rho * delta
     if valid is None:
-        valid = torch.ones(B, m, dtype=torch.bool, device=dist.device)
+        valid = torch.ones(B, m, dtype=torch.bool, device=dist.device)  # (B, m)
     sizes = valid.sum(dim=1)  # (B,)
-    k = torch.as_tensor(k, device=dist.device).expand(B)
+    k = torch.as_tensor(k, device=dist.device).expand(B)  # (B,)
     k = torch.minimum(k, sizes).clamp_min(1)  # (B,)
     pair = valid.unsqueeze(1) & valid.unsqueeze(2)  # (B, m, m)
     k_max = int(k.max()) if B else 1
-    nearest = torch.topk(dist.masked_fill(~valid.unsqueeze(1), float("inf")), k_max, dim=-1, largest=False).values
+    nearest = torch.topk(dist.masked_fill(~valid.unsqueeze(1), float("inf")), k_max, dim=-1, largest=False).values  # (B, m, k_max)
     within = torch.arange(k_max, device=dist.device).view(1, 1, -1) < k.view(B, 1, 1)  # (B, 1, k_max)
     squared = torch.where(within, nearest**2, torch.zeros((), device=dist.device))  # (B, m, k_max)
     rho = torch.exp(-(squared.sum(dim=-1) / k.view(B, 1)))  # (B, m)
-    idx = torch.arange(m, device=dist.device)
-    denser = (rho.unsqueeze(1) > rho.unsqueeze(2)) | (
+    idx = torch.arange(m, device=dist.device)  # (m,)
+    denser = (rho.unsqueeze(1) > rho.unsqueeze(2)) | (  # (B, m, m): j denser than i
         (rho.unsqueeze(1) == rho.unsqueeze(2)) & (idx.view(1, 1, m) < idx.view(1, m, 1))
     )
     denser &= valid.unsqueeze(1)  # padding is never denser
-    farthest = dist.masked_fill(~pair, float("-inf")).amax(dim=(1, 2), keepdim=True).expand_as(dist)
+    farthest = dist.masked_fill(~pair, float("-inf")).amax(dim=(1, 2), keepdim=True).expand_as(dist)  # (B, m, m)
     delta = torch.where(denser, dist, farthest).amin(dim=-1)  # (B, m)
     return (rho * delta).masked_fill(~valid, float("-inf"))
 
@@ -432,12 +432,12 @@ def density_peak_clusters(x: Tensor, count: int, k: int, *, centre_order: str = 
         score = score - score_penalty
     centres = torch.sort(score, dim=-1, descending=True, stable=True).indices[:, :count]  # (B, C) by rank
     if centre_order == "index":
-        centres = centres.sort(dim=-1).values
+        centres = centres.sort(dim=-1).values  # (B, C) by row
     elif centre_order != "rank":
         raise ValueError(f"centre_order={centre_order!r} is unknown; allowed: rank, index")
     to_centre = dist.gather(2, centres.unsqueeze(1).expand(B, m, count))  # (B, m, C)
     assignment = to_centre.argmin(dim=-1)  # (B, m), first centre on ties
-    assignment.scatter_(1, centres, torch.arange(count, device=x.device).expand(B, count))
+    assignment.scatter_(1, centres, torch.arange(count, device=x.device).expand(B, count))  # (B, m)
     return centres, assignment
 
 
@@ -445,5 +445,5 @@ def cluster_sums(x: Tensor, assignment: Tensor, count: int) -> tuple[Tensor, Ten
     """Per cluster: the sum of its members' features (B, C, D) float32 and their number (B, C, 1)."""
     B, m, _ = x.shape
     onehot = torch.zeros(B, count, m, dtype=torch.float32, device=x.device)  # (B, C, m)
-    onehot.scatter_(1, assignment.unsqueeze(1), 1.0)
-    return torch.bmm(onehot, x.float()), onehot.sum(dim=-1, keepdim=True)
+    onehot.scatter_(1, assignment.unsqueeze(1), 1.0)  # (B, C, m)
+    return torch.bmm(onehot, x.float()), onehot.sum(dim=-1, keepdim=True)  # (B, C, D), (B, C, 1)

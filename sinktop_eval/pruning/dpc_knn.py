@@ -51,12 +51,12 @@ class DPCKNNPruner(Pruner):
         # members other than the centre: centres move to an extra, discarded cluster C
         others = assignment.scatter(1, centres, C)  # (T, n)
         sums, members = cluster_sums(X, others, C + 1)  # (T, C+1, D), (T, C+1, 1)
-        sums, members = sums[:, :C], members[:, :C]
+        sums, members = sums[:, :C], members[:, :C]  # (T, C, D), (T, C, 1)
         centre_X = torch.gather(X, 1, centres.unsqueeze(-1).expand(T, C, D)).float()  # (T, C, D)
         if self.merge == "mean":
-            merged = (centre_X + sums) / (members + 1.0)
+            merged = (centre_X + sums) / (members + 1.0)  # (T, C, D)
         else:
-            mean = sums / members.clamp_min(1.0)
-            merged = torch.where(members > 0, self.beta * centre_X + (1 - self.beta) * mean, centre_X)
+            mean = sums / members.clamp_min(1.0)  # (T, C, D)
+            merged = torch.where(members > 0, self.beta * centre_X + (1 - self.beta) * mean, centre_X)  # (T, C, D)
         index = (centres + (torch.arange(T, device=X.device) * n).view(T, 1)).reshape(-1)  # (T*C,)
         return PruneOutput(merged.to(X.dtype).reshape(T * C, D), index, {"clusters_per_frame": C})

@@ -121,7 +121,7 @@ class FastVIDPruner(Pruner):
                 sink_at = video.sink.float()[nonsalient[anchor_rows]]  # (F, m)
                 multi = torch.tensor([L > 1 for s, L in zip(starts, segments) for _ in anchor_frames(L, self.p)],
                                      device=device).view(-1, 1)  # (F, 1) anchor frame of a multi-frame segment
-                scores = scores - RELEASE_ANCHOR_PENALTY * sink_at - multi * (RELEASE_ANCHOR_PENALTY * sink_at)
+                scores = scores - RELEASE_ANCHOR_PENALTY * sink_at - multi * (RELEASE_ANCHOR_PENALTY * sink_at)  # (F, m)
 
             for start, L in zip(starts, segments):
                 own = [frame_pos[start + j] for j in anchor_frames(L, self.p)]
@@ -134,7 +134,7 @@ class FastVIDPruner(Pruner):
                 kept_tokens.append(merged.to(X.dtype))
 
         index = torch.cat(kept_index)  # (k,)
-        order = torch.sort(index, stable=True).indices
+        order = torch.sort(index, stable=True).indices  # (k,)
         info = {"segments": segments, "salient_per_frame": R_s, "context_per_frame": R_c,
                 "global_feature": "frame_features" if uses_global else "mean_token"}
         return PruneOutput(torch.cat(kept_tokens).index_select(0, order), index[order], info)
@@ -155,10 +155,10 @@ class FastVIDPruner(Pruner):
         scores = tokens @ cosine_normalise(anchors).T  # (L*n, F*c)
         choice = scores.view(L * n, frames, c).argmax(dim=-1)  # (L*n, F) anchor of each anchor frame
         weights = torch.zeros(frames, c, L * n, dtype=torch.float32, device=segment.device)  # (F, c, L*n)
-        weights.scatter_(1, choice.T.unsqueeze(1), members.reshape(1, 1, L * n).float().expand(frames, 1, L * n))
+        weights.scatter_(1, choice.T.unsqueeze(1), members.reshape(1, 1, L * n).float().expand(frames, 1, L * n))  # (F, c, L*n)
         weights = weights.view(frames * c, L * n)  # (F*c, L*n) one-hot membership
         counts = weights.sum(dim=1, keepdim=True)  # (F*c, 1)
         sums = weights @ tokens  # (F*c, D)
         weight = torch.clamp(1.0 / (counts + 1.0), min=self.beta)  # (F*c, 1)
-        mean = sums / counts.clamp_min(1.0)
-        return torch.where(counts > 0, weight * anchors + (1 - weight) * mean, anchors)
+        mean = sums / counts.clamp_min(1.0)  # (F*c, D)
+        return torch.where(counts > 0, weight * anchors + (1 - weight) * mean, anchors)  # (F*c, D)

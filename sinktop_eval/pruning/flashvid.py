@@ -38,7 +38,7 @@ import torch
 from torch import Tensor
 
 from .base import (
-    _CHUNK_ELEMENTS,
+    CHUNK_ELEMENTS,
     PruneOutput,
     Pruner,
     VideoTokens,
@@ -85,8 +85,8 @@ def flashvid_segments(similarity: Tensor, tau: float, min_segments: int) -> list
 def cosine_matrix(a: Tensor, b: Tensor) -> Tensor:
     """(F, m, D), (F, m', D) -> (F, m, m') cosine similarities in float32: one Gram product divided by the
     norms, so no normalised copy of the tokens is made (zero vectors have similarity 0)."""
-    a, b = a.float(), b.float()
-    norms = torch.linalg.vector_norm(a, dim=-1).unsqueeze(2) * torch.linalg.vector_norm(b, dim=-1).unsqueeze(1)
+    a, b = a.float(), b.float()  # (F, m, D), (F, m', D): views for float32 input
+    norms = torch.linalg.vector_norm(a, dim=-1).unsqueeze(2) * torch.linalg.vector_norm(b, dim=-1).unsqueeze(1)  # (F, m, m')
     return torch.bmm(a, b.transpose(1, 2)).div_(norms.clamp_min_(1e-24))  # (F, m, m')
 
 
@@ -108,17 +108,17 @@ def adts_pick(features: Tensor, column_scale: Tensor, count: int, mask_picked: b
     if m >= 2:
         nearest = torch.topk(calibrated, 2, dim=1, largest=False).values[:, 1, :]  # (F, m)
     else:
-        nearest = calibrated[:, 0, :]
-    rows = torch.arange(F, device=features.device)
+        nearest = calibrated[:, 0, :]  # (F, 1): a single token
+    rows = torch.arange(F, device=features.device)  # (F,)
     pick = nearest.argmax(dim=-1)  # (F,)
     picks = [pick]
     running = calibrated[rows, pick]  # (F, m) min over picked rows
     for _ in range(1, count):
         if mask_picked:
-            running = running.scatter(1, torch.stack(picks, dim=1), float("-inf"))
+            running = running.scatter(1, torch.stack(picks, dim=1), float("-inf"))  # (F, m)
         pick = running.argmax(dim=-1)  # (F,)
         picks.append(pick)
-        running = torch.minimum(running, calibrated[rows, pick])
+        running = torch.minimum(running, calibrated[rows, pick])  # (F, m)
     return torch.stack(picks, dim=1).sort(dim=-1).values  # (F, count)
 
 
@@ -134,21 +134,21 @@ def tstm_roots(features: Tensor, selected: Tensor, tau: float, lower_bound: int)
     L, m, D = features.shape
     best = torch.full((L, m), -1.0, dtype=torch.float32, device=features.device)  # (L, m), frame 0: -1
     parent = torch.zeros((L, m), dtype=torch.long, device=features.device)  # (L, m)
-    step = max(1, _CHUNK_ELEMENTS // max(1, 2 * m * D))
+    step = max(1, CHUNK_ELEMENTS // max(1, 2 * m * D))
     for first in range(1, L, step):
         last = min(L, first + step)
         sims = cosine_matrix(features[first:last], features[first - 1:last - 1])  # (c, m, m): rows t, columns t-1
-        sims.masked_fill_(selected[first:last].unsqueeze(-1), -1.0)
-        sims.masked_fill_(selected[first - 1:last - 1].unsqueeze(1), -1.0)
-        best[first:last], parent[first:last] = sims.max(dim=-1)
-    linked = best > tau
+        sims.masked_fill_(selected[first:last].unsqueeze(-1), -1.0)  # (c, m, m) ADTS children
+        sims.masked_fill_(selected[first - 1:last - 1].unsqueeze(1), -1.0)  # (c, m, m) ADTS parents
+        best[first:last], parent[first:last] = sims.max(dim=-1)  # (c, m), (c, m): first max on ties
+    linked = best > tau  # (L, m)
     if int((~linked).sum()) < lower_bound:
         merges = L * m - lower_bound
         if merges > 0:
             threshold = max(float(best.flatten().topk(merges).values[-1]), -1.0 + 1e-6)
-            linked = best > threshold
+            linked = best > threshold  # (L, m)
         else:
-            linked = torch.zeros_like(linked)
+            linked = torch.zeros_like(linked)  # (L, m)
     return ~linked, parent
 
 
@@ -163,26 +163,26 @@ def tstm_values(features: Tensor, roots: Tensor, parent: Tensor, true_mean: bool
     L, m, D = features.shape
     device = features.device
     frame = torch.arange(L, device=device).view(L, 1) * m  # (L, 1)
-    owner = torch.empty(L, m, dtype=torch.long, device=device)  # flat id of each token's root
-    owner[0] = torch.arange(m, device=device)  # frame 0: all roots
+    owner = torch.empty(L, m, dtype=torch.long, device=device)  # (L, m) flat id of each token's root
+    owner[0] = torch.arange(m, device=device)  # (m,) frame 0: all roots
     for t in range(1, L):
         own = torch.arange(m, device=device) + t * m  # (m,)
-        owner[t] = torch.where(roots[t], own, owner[t - 1][parent[t]])
+        owner[t] = torch.where(roots[t], own, owner[t - 1][parent[t]])  # (m,)
     root_ids = torch.nonzero(roots.reshape(-1)).squeeze(1)  # (R,) flat, frame-major
-    slot = torch.full((L * m,), -1, dtype=torch.long, device=device)
-    slot[root_ids] = torch.arange(root_ids.numel(), device=device)
+    slot = torch.full((L * m,), -1, dtype=torch.long, device=device)  # (L*m,) root slot, -1 for linked tokens
+    slot[root_ids] = torch.arange(root_ids.numel(), device=device)  # (R,)
     which = slot[owner.reshape(-1)]  # (L*m,) the root slot every token sums into
-    sums = torch.zeros(root_ids.numel(), D, dtype=torch.float32, device=device)
+    sums = torch.zeros(root_ids.numel(), D, dtype=torch.float32, device=device)  # (R, D)
     sums.index_add_(0, which, features.reshape(L * m, D).float())  # (R, D)
     if true_mean:
         counts = torch.bincount(which, minlength=root_ids.numel()).float()  # (R,) tree sizes
     else:  # 1 + the number of linked tokens whose parent is this root
         parent_slot = slot[(frame - m + parent)[~roots]]  # (c,) root slot of each linked token's parent, or -1
-        direct = parent_slot[parent_slot >= 0]
+        direct = parent_slot[parent_slot >= 0]  # (c',)
         counts = 1.0 + torch.bincount(direct, minlength=root_ids.numel()).float()  # (R,)
     values = sums / counts.unsqueeze(1)  # (R, D)
-    per_frame = roots.sum(dim=1).tolist()
-    return list(torch.split(values, per_frame))
+    per_frame = roots.sum(dim=1).tolist()  # roots per frame
+    return list(torch.split(values, per_frame))  # L x (roots_t, D)
 
 
 class FlashVIDPruner(Pruner):
@@ -244,19 +244,19 @@ class FlashVIDPruner(Pruner):
 
         # ADTS column scale per frame: 1e6 * A_hat (STSP) times the dot product with the segment's mean token
         attention = torch.gather(video.attn.float(), 1, positions)  # (T, m)
-        scale = torch.empty(T, m, dtype=torch.float32, device=device)
+        scale = torch.empty(T, m, dtype=torch.float32, device=device)  # (T, m)
         for start, L in zip(starts, segments):
             frames = slice(start, start + L)
-            A_hat = attention[frames]
+            A_hat = attention[frames]  # (L, m)
             if self.mu_s != 0:
                 raw = video.raw_attn if self.sink_scope == "video" else video.raw_attn[frames]
                 sink = torch.gather(sink_score(raw.float(), self.gamma).expand(L, n), 1, positions[frames])  # (L, m)
-                A_hat = sink_aware_importance(A_hat, sink, self.mu_s)
+                A_hat = sink_aware_importance(A_hat, sink, self.mu_s)  # (L, m)
             mean_token = tokens[frames].float().mean(dim=(0, 1))  # (D,)
             relevance = tokens[frames].float() @ mean_token  # (L, m)
-            scale[frames] = (A_hat * ATTENTION_SCALE) * relevance
+            scale[frames] = (A_hat * ATTENTION_SCALE) * relevance  # (L, m)
         picks = torch.zeros(T, K_a, dtype=torch.long, device=device)  # (T, K_a)
-        step = max(1, _CHUNK_ELEMENTS // max(1, m * D))  # frames per ADTS batch: bounded memory
+        step = max(1, CHUNK_ELEMENTS // max(1, m * D))  # frames per ADTS batch: bounded memory
         for first in range(0, T if K_a > 0 else 0, step):
             picks[first:first + step] = adts_pick(tokens[first:first + step], scale[first:first + step], K_a,
                                                   self.mask_picked)
@@ -268,16 +268,16 @@ class FlashVIDPruner(Pruner):
             for start, L in zip(starts, segments):
                 frames = slice(start, start + L)
                 if L == 1:  # one-frame segment: every token is a candidate, ADTS ones included
-                    rows = [torch.arange(m, device=device)]
-                    values = [tokens[start].float()]
+                    rows = [torch.arange(m, device=device)]  # [(m,)]
+                    values = [tokens[start].float()]  # [(m, D)]
                 else:
                     roots, parent = tstm_roots(tokens[frames], selected[frames], self.temporal_threshold, B * L)
                     root_values = tstm_values(tokens[frames], roots, parent, self.true_mean)
                     rows, values = [], []
                     for t in range(L):
-                        keep = ~selected[start + t][roots[t]]  # roots that are not ADTS tokens
-                        rows.append(torch.nonzero(roots[t]).squeeze(1)[keep])
-                        values.append(root_values[t][keep])
+                        keep = ~selected[start + t][roots[t]]  # (roots_t,) roots that are not ADTS tokens
+                        rows.append(torch.nonzero(roots[t]).squeeze(1)[keep])  # (P_t,)
+                        values.append(root_values[t][keep])  # (P_t, D)
                     del root_values
                 total = sum(int(r.numel()) for r in rows)
                 budget = K_m * L
@@ -287,15 +287,15 @@ class FlashVIDPruner(Pruner):
                 merged_tokens.append(out)
                 merged_index.append(at)
                 del values
-        merged_tokens = torch.cat(merged_tokens) if merged_tokens else torch.zeros(0, D, device=device)
-        merged_index = torch.cat(merged_index) if merged_index else torch.zeros(0, dtype=torch.long, device=device)
+        merged_tokens = torch.cat(merged_tokens) if merged_tokens else torch.zeros(0, D, device=device)  # (k_m, D)
+        merged_index = torch.cat(merged_index) if merged_index else torch.zeros(0, dtype=torch.long, device=device)  # (k_m,)
 
-        pick_index = (torch.gather(positions, 1, picks) + (torch.arange(T, device=device) * n).view(T, 1)).reshape(-1)
+        pick_index = (torch.gather(positions, 1, picks) + (torch.arange(T, device=device) * n).view(T, 1)).reshape(-1)  # (T*K_a,)
         pick_tokens = X.reshape(T * n, D).index_select(0, pick_index)  # (T*K_a, D)
         index = torch.cat([pick_index, merged_index])  # (k,)
-        order = torch.sort(index, stable=True).indices
-        out_tokens = torch.cat([pick_tokens, merged_tokens.to(X.dtype)]).index_select(0, order)
-        index = index[order]
+        order = torch.sort(index, stable=True).indices  # (k,) an ADTS token before a merged one at one position
+        out_tokens = torch.cat([pick_tokens, merged_tokens.to(X.dtype)]).index_select(0, order)  # (k, D)
+        index = index[order]  # (k,)
         kept = int(index.numel())
         info = {"segments": segments, "budget_per_frame": B, "adts_per_frame": K_a, "merge_per_frame": K_m,
                 "expansion": self.expansion, "kept": kept, "kept_ratio": kept / (T * n),
@@ -313,11 +313,11 @@ class FlashVIDPruner(Pruner):
         kept_tokens, kept_index = [], []
         for t, q in enumerate(quota):
             if q == -1 and candidates[t].numel():
-                kept_tokens.append(values[t])
-                kept_index.append((start + t) * n + positions[t, candidates[t]])
+                kept_tokens.append(values[t])  # (P_t, D)
+                kept_index.append((start + t) * n + positions[t, candidates[t]])  # (P_t,)
         clustered = [t for t, q in enumerate(quota) if q > 0 and candidates[t].numel() > 0]
         size = max([int(candidates[t].numel()) for t in clustered], default=1)
-        step = max(1, _CHUNK_ELEMENTS // max(1, size * D))
+        step = max(1, CHUNK_ELEMENTS // max(1, size * D))
         for first in range(0, len(clustered), step):
             chunk = clustered[first:first + step]
             F = len(chunk)
@@ -325,7 +325,7 @@ class FlashVIDPruner(Pruner):
             P = int(sizes.max())
             batch = torch.zeros(F, P, D, dtype=torch.float32, device=device)  # (F, P, D), zero padding
             for row, t in enumerate(chunk):
-                batch[row, :sizes[row]] = values[t]
+                batch[row, :sizes[row]] = values[t]  # (P_t, D)
             valid = torch.arange(P, device=device).view(1, -1) < sizes.view(-1, 1)  # (F, P)
             counts = torch.minimum(torch.tensor([quota[t] for t in chunk], device=device), sizes)  # (F,)
             dist = pairwise_distance(batch)  # (F, P, P)
@@ -337,15 +337,15 @@ class FlashVIDPruner(Pruner):
             assignment = to_centre.masked_fill(~real.unsqueeze(1), float("inf")).argmin(dim=-1)  # (F, P), first on ties
             rank = torch.arange(C, device=device).expand(F, C)  # (F, C)
             own = torch.where(real, rank, assignment.gather(1, centres))  # only a frame's real centres join themselves
-            assignment = assignment.scatter(1, centres, own)
+            assignment = assignment.scatter(1, centres, own)  # (F, P)
             assignment = torch.where(valid, assignment, torch.full_like(assignment, C))  # padding: a discarded cluster
             sums, members = cluster_sums(batch, assignment, C + 1)  # (F, C+1, D), (F, C+1, 1)
             means = sums[:, :C] / members[:, :C].clamp_min(1.0)  # (F, C, D)
             del batch, sums
             for row, t in enumerate(chunk):
                 c = int(counts[row])
-                kept_tokens.append(means[row, :c])
-                kept_index.append((start + t) * n + positions[t, candidates[t][centres[row, :c]]])
+                kept_tokens.append(means[row, :c])  # (c, D)
+                kept_index.append((start + t) * n + positions[t, candidates[t][centres[row, :c]]])  # (c,)
         if not kept_tokens:
             return torch.zeros(0, D, dtype=torch.float32, device=device), torch.zeros(0, dtype=torch.long, device=device)
         return torch.cat(kept_tokens), torch.cat(kept_index)

@@ -121,7 +121,7 @@ class HoliTomPruner(Pruner):
         tokens, index = [], []
         static_total = 0
         for a, b in windows:
-            static = static_step[a:b].all(dim=0) if b > a else torch.zeros(n, dtype=torch.bool, device=X.device)
+            static = static_step[a:b].all(dim=0) if b > a else torch.zeros(n, dtype=torch.bool, device=X.device)  # (n,)
             if dropped is not None:
                 static = static & ~dropped[a:b + 1].any(dim=0)  # (n,)
             n_static = int(static.sum())
@@ -142,7 +142,7 @@ class HoliTomPruner(Pruner):
                 scores = importance[a:b + 1].masked_fill(static, float("-inf"))  # (L, n)
                 keep = top_k_mask(scores, keep_count)  # (L, n)
                 if dropped is not None:
-                    keep &= ~dropped[a:b + 1]
+                    keep &= ~dropped[a:b + 1]  # (L, n)
                 flat = torch.nonzero(keep.reshape(-1)).squeeze(1) + a * n  # frame by frame, raster
                 tokens.append(X.reshape(N, D).index_select(0, flat))
                 index.append(flat)
@@ -165,7 +165,7 @@ class HoliTomPruner(Pruner):
         dist = pairwise_distance(merged.unsqueeze(0))  # (1, m, m)
         score = density_peak_scores(dist, min(self.k, centres))[0]  # (m,)
         if sink is not None:
-            score = score - RELEASE_CENTRE_PENALTY * sink
+            score = score - RELEASE_CENTRE_PENALTY * sink  # (m,)
         is_centre = top_k_mask(score, centres)  # (m,)
         centre_rows = torch.nonzero(is_centre).squeeze(1)  # ascending = by position
         member_rows = torch.nonzero(~is_centre).squeeze(1)
@@ -185,10 +185,10 @@ def same_position_similarity(X: Tensor) -> Tensor:
     peak extra memory is two frames, not the (T, n, D) normalised tensor.
     """
     T, n, D = X.shape
-    out = torch.empty(max(T - 1, 0), n, dtype=torch.float32, device=X.device)
+    out = torch.empty(max(T - 1, 0), n, dtype=torch.float32, device=X.device)  # (T-1, n)
     previous = cosine_normalise(X[0]) if T > 1 else None  # (n, D)
     for t in range(T - 1):
         current = cosine_normalise(X[t + 1])  # (n, D)
-        out[t] = (previous * current).sum(dim=-1)
+        out[t] = (previous * current).sum(dim=-1)  # (n,)
         previous = current
     return out

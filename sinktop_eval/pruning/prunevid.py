@@ -103,13 +103,13 @@ def static_positions(window: Tensor, tau: float) -> Tensor:
     """
     w, n, _ = window.shape
     if w < 2:
-        return torch.zeros(n, dtype=torch.bool, device=window.device)
+        return torch.zeros(n, dtype=torch.bool, device=window.device)  # (n,)
     total = torch.zeros(window.shape[1:], dtype=torch.float32, device=window.device)  # (n, D)
     self_sim = torch.zeros(n, dtype=torch.float32, device=window.device)  # (n,)
     for t in range(w):
         unit = cosine_normalise(window[t])  # (n, D)
-        total += unit
-        self_sim += (unit * unit).sum(dim=-1)
+        total += unit  # (n, D)
+        self_sim += (unit * unit).sum(dim=-1)  # (n,)
     pairs = ((total * total).sum(dim=-1) - self_sim) / (w * (w - 1))  # (n,)
     return pairs > tau
 
@@ -169,7 +169,7 @@ class PruneVidPruner(Pruner):
                 rows = torch.nonzero(static).squeeze(1)  # (n_static,)
                 merged = torch.zeros(n_static, D, dtype=torch.float32, device=device)  # (n_static, D)
                 for t in range(a, b + 1):  # mean over the window, one frame at a time
-                    merged += X[t, rows].float()
+                    merged += X[t, rows].float()  # (n_static, D)
                 merged /= w
                 out, at = self._cluster(merged.unsqueeze(0), rows.unsqueeze(0), rho)
                 tokens.append(out[0])
@@ -180,12 +180,12 @@ class PruneVidPruner(Pruner):
                     last = min(b, first + 7)
                     dynamic = X[first:last + 1][:, rows]  # (f, n_dynamic, D)
                     out, at = self._cluster(dynamic, rows.expand(last - first + 1, -1), rho)
-                    frames = torch.arange(first, last + 1, device=device).view(-1, 1) * n
+                    frames = torch.arange(first, last + 1, device=device).view(-1, 1) * n  # (f, 1)
                     tokens.extend(out)
                     index.extend(at + frames)
         info = {"windows": windows, "static_positions": statics, "cluster_ratios": ratios}
-        flat_tokens = torch.cat([t.reshape(-1, D) for t in tokens]).to(X.dtype)
-        flat_index = torch.cat([i.reshape(-1) for i in index])
+        flat_tokens = torch.cat([t.reshape(-1, D) for t in tokens]).to(X.dtype)  # (k, D)
+        flat_index = torch.cat([i.reshape(-1) for i in index])  # (k,)
         info["kept"] = int(flat_index.numel())
         return PruneOutput(flat_tokens, flat_index, info)
 
@@ -199,5 +199,5 @@ class PruneVidPruner(Pruner):
         count = max(1, math.floor(m * rho))
         centres, assignment = density_peak_clusters(x, count, self.spatial_k)  # (B, C), (B, m)
         sums, members = cluster_sums(x, assignment, count)  # (B, C, D), (B, C, 1)
-        means = sums / members.clamp_min(1.0)  # an empty cluster cannot happen: a centre joins itself
-        return means, torch.gather(positions, 1, centres)
+        means = sums / members.clamp_min(1.0)  # (B, C, D); no empty cluster: a centre joins itself
+        return means, torch.gather(positions, 1, centres)  # (B, C, D), (B, C)
