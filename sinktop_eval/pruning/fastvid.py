@@ -42,22 +42,35 @@ def anchor_frames(length: int, p: int) -> list[int]:
     return [j for j in range(length) if (length - 1 - j) % p == 0]
 
 
+# The SToP release's code-only anchor penalty (variant="release", only when mu_s != 0): anchors are
+# chosen by rho*delta - RELEASE_ANCHOR_PENALTY * s. The release subtracts it once for every frame's
+# scores and then *again* inside its multi-frame branch, so anchors of segments of two or more frames
+# are chosen by rho*delta - 2 * 0.3 * s (checked by running the release's block on identical tensors).
+RELEASE_ANCHOR_PENALTY = 0.3
+
+
 class FastVIDPruner(Pruner):
     """Per frame R_s salient tokens by A (STSP: A - mu_s*s); per segment, anchor frames spend the
     segment's context budget on density-peak anchors among their non-salient tokens, and every
-    non-salient token of the segment is merged into its most cosine-similar anchor of the segment.
+    non-salient token of the segment joins, in EACH anchor frame, that frame's most cosine-similar anchor
+    (so a token contributes to one anchor per anchor frame, as the release and algorithms.md do).
     Output: salient tokens and anchors, ordered by original position.
 
     DySeg uses ``frame_features`` (e.g. a pooled vision output) when given, else each frame's mean token;
     ``info["global_feature"]`` records which.
+
+    Known difference from the release, left as the spec says: for p <= 2 the release treats an anchor
+    frame whose anchor count equals R_c (e.g. p = 1, or p = 2 with L = 3 and R_c = 1) as a one-frame
+    segment that merges only its own tokens; with the paper's p = 4 this never happens.
     """
 
     name = "fastvid"
     uses_attention = True
+    variants = ("paper", "release")
 
     def __init__(self, ratio, mu_s=0.0, mu_t=0.0, gamma=1.1, seed=0, *, c: int = 8, tau_seg: float = 0.9,
-                 d: float = 0.4, p: int = 4, beta: float = 0.6, k: int = 4):
-        super().__init__(ratio, mu_s, mu_t, gamma, seed)
+                 d: float = 0.4, p: int = 4, beta: float = 0.6, k: int = 4, **common):
+        super().__init__(ratio, mu_s, mu_t, gamma, seed, **common)
         if not (isinstance(c, int) and c >= 1):
             raise ValueError(f"c={c!r} is invalid; allowed: an integer >= 1 (paper: 8)")
         if not (isinstance(p, int) and p >= 1):
@@ -76,53 +89,76 @@ class FastVIDPruner(Pruner):
         T, n, D = X.shape
         device = X.device
         R_s, R_c = fastvid_budget(self.ratio, n, self.d)
+        survivors = n - video.dropped_per_frame
+        if survivors < R_s:
+            raise ValueError(f"hard_k={self.hard_k} leaves {survivors} tokens per frame, fewer than the {R_s} "
+                             f"salient tokens FastVID keeps at ratio={self.ratio}; lower hard_k")
 
         uses_global = video.frame_features is not None
         g = cosine_normalise(video.frame_features if uses_global else X.float().mean(dim=1))  # (T, D_g)
         segments = dyseg_segments((g[:-1] * g[1:]).sum(dim=-1), self.c, self.tau_seg)
 
         salient = top_k_mask(self.importance(video), R_s)  # (T, n)
-        flat_X = X.reshape(T * n, D)
-        kept_index = [torch.nonzero(salient.reshape(-1)).squeeze(1)]
-        kept_tokens = [flat_X.index_select(0, kept_index[0])]
+        flat_X = X.reshape(T * n, D)  # (T*n, D) view
+        kept_index = [torch.nonzero(salient.reshape(-1)).squeeze(1)]  # (T*R_s,)
+        kept_tokens = [flat_X.index_select(0, kept_index[0])]  # (T*R_s, D)
 
-        m = n - R_s  # non-salient tokens per frame
+        context = ~salient if video.dropped is None else ~salient & ~video.dropped  # (T, n) mergeable tokens
+        m = survivors - R_s  # non-salient tokens per frame
         if R_c > 0 and m > 0:
-            nonsalient = torch.nonzero(~salient, as_tuple=False)[:, 1].view(T, m)  # (T, m) positions
+            nonsalient = torch.nonzero(context, as_tuple=False)[:, 1].view(T, m)  # (T, m) positions, raster
             nonsalient_flat = nonsalient + (torch.arange(T, device=device) * n).view(T, 1)  # (T, m)
             starts = torch.tensor([0] + segments[:-1]).cumsum(0).tolist()
             frames = [s + j for s, L in zip(starts, segments) for j in anchor_frames(L, self.p)]
             frame_pos = {t: row for row, t in enumerate(frames)}
-            anchor_rows = torch.tensor(frames, device=device)
-            # Density peaks within each anchor frame's non-salient tokens: (B, m)
+            anchor_rows = torch.tensor(frames, device=device)  # (F,)
+            # Density peaks within each anchor frame's non-salient tokens: (F, m)
             anchor_X = flat_X.index_select(0, nonsalient_flat[anchor_rows].reshape(-1)).view(len(frames), m, D)
-            scores = density_peak_scores(pairwise_distance(anchor_X), self.k)
+            scores = density_peak_scores(pairwise_distance(anchor_X), self.k)  # (F, m)
+            del anchor_X
+            release_penalty = self.variant == "release" and self.mu_s != 0
+            if release_penalty:
+                sink_at = video.sink.float()[nonsalient[anchor_rows]]  # (F, m)
+                multi = torch.tensor([L > 1 for s, L in zip(starts, segments) for _ in anchor_frames(L, self.p)],
+                                     device=device).view(-1, 1)  # (F, 1) anchor frame of a multi-frame segment
+                scores = scores - RELEASE_ANCHOR_PENALTY * sink_at - multi * (RELEASE_ANCHOR_PENALTY * sink_at)  # (F, m)
 
             for start, L in zip(starts, segments):
                 own = [frame_pos[start + j] for j in anchor_frames(L, self.p)]
                 per_anchor_frame = min(m, floor_count(R_c * L / len(own)))
                 chosen = top_k_mask(scores[own], per_anchor_frame)  # (F, m)
                 anchors_flat = nonsalient_flat[anchor_rows[own]][chosen]  # (F * per_anchor_frame,), raster
-                merged = self._merge_into_anchors(flat_X, anchors_flat, nonsalient_flat[start:start + L].reshape(-1))
+                merged = self._merge_into_anchors(X[start:start + L], context[start:start + L],
+                                                  flat_X.index_select(0, anchors_flat), len(own))
                 kept_index.append(anchors_flat)
                 kept_tokens.append(merged.to(X.dtype))
 
-        index = torch.cat(kept_index)
-        order = torch.argsort(index)
+        index = torch.cat(kept_index)  # (k,)
+        order = torch.sort(index, stable=True).indices  # (k,)
         info = {"segments": segments, "salient_per_frame": R_s, "context_per_frame": R_c,
                 "global_feature": "frame_features" if uses_global else "mean_token"}
         return PruneOutput(torch.cat(kept_tokens).index_select(0, order), index[order], info)
 
-    def _merge_into_anchors(self, flat_X: Tensor, anchors_flat: Tensor, members_flat: Tensor) -> Tensor:
-        """anchor' = w*anchor + (1-w)*mean(members), w = max(1/(|members|+1), beta); (A, D) float32.
+    def _merge_into_anchors(self, segment: Tensor, members: Tensor, anchors: Tensor, frames: int) -> Tensor:
+        """Per anchor frame, every member joins that frame's most cosine-similar anchor; then
+        anchor' = w*anchor + (1-w)*mean(its members), w = max(1/(|members|+1), beta). Returns (F*c, D) float32.
 
-        Every non-salient token of the segment (anchors included) joins its most cosine-similar anchor.
+        segment: (L, n, D) the segment's tokens; members: (L, n) bool, the non-salient (surviving) ones;
+        anchors: (F*c, D), c anchors of each of the F anchor frames, frame by frame. Ties go to the first
+        anchor. Cosine argmax over anchors = argmax of x.a/|a| (|x| > 0 is common to all anchors), so the
+        members are never normalised or copied; the sums are one (F*c, L*n) x (L*n, D) product.
         """
-        anchors = flat_X.index_select(0, anchors_flat).float()  # (A, D)
-        members = flat_X.index_select(0, members_flat).float()  # (M, D)
-        assignment = (cosine_normalise(members) @ cosine_normalise(anchors).T).argmax(dim=-1)  # (M,)
-        sums = torch.zeros_like(anchors).index_add_(0, assignment, members)
-        counts = torch.bincount(assignment, minlength=anchors.shape[0]).to(torch.float32).unsqueeze(1)
-        weight = torch.clamp(1.0 / (counts + 1.0), min=self.beta)
-        mean = sums / counts.clamp_min(1.0)
-        return torch.where(counts > 0, weight * anchors + (1 - weight) * mean, anchors)
+        L, n, D = segment.shape
+        tokens = segment.reshape(L * n, D).float()  # (L*n, D), a view for float32 input
+        anchors = anchors.float()  # (F*c, D)
+        c = anchors.shape[0] // frames
+        scores = tokens @ cosine_normalise(anchors).T  # (L*n, F*c)
+        choice = scores.view(L * n, frames, c).argmax(dim=-1)  # (L*n, F) anchor of each anchor frame
+        weights = torch.zeros(frames, c, L * n, dtype=torch.float32, device=segment.device)  # (F, c, L*n)
+        weights.scatter_(1, choice.T.unsqueeze(1), members.reshape(1, 1, L * n).float().expand(frames, 1, L * n))  # (F, c, L*n)
+        weights = weights.view(frames * c, L * n)  # (F*c, L*n) one-hot membership
+        counts = weights.sum(dim=1, keepdim=True)  # (F*c, 1)
+        sums = weights @ tokens  # (F*c, D)
+        weight = torch.clamp(1.0 / (counts + 1.0), min=self.beta)  # (F*c, 1)
+        mean = sums / counts.clamp_min(1.0)  # (F*c, D)
+        return torch.where(counts > 0, weight * anchors + (1 - weight) * mean, anchors)  # (F*c, D)

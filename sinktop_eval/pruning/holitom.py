@@ -12,7 +12,6 @@ from .base import (
     cosine_normalise,
     density_peak_scores,
     pairwise_distance,
-    round_half_up,
     top_k_mask,
 )
 
@@ -70,22 +69,33 @@ def optimal_windows(savings: list[list[int]], max_window: int = 1024) -> tuple[l
     return windows[::-1], best[T]
 
 
+# variant="release": the SToP release chooses static cluster centres by rho*delta - 0.3 * s, always.
+RELEASE_CENTRE_PENALTY = 0.3
+
+
 class HoliTomPruner(Pruner):
     """Temporal merging over DP-optimal windows, then attention pruning of dynamic tokens and
     density-peak merging of static ones at the rescaled ratio r' = min(r*N / (N - R_tot), 1).
 
     STTP: a position is static in a window when sim + mu_t*s > tau at every step (after r' is fixed,
     so HoliTom+SToP may keep fewer tokens). STSP: dynamic tokens are ranked by A - mu_s*s.
+    Static centres: C = round(n_static * r') with Python's round (half to even), as the release does;
+    a window that would otherwise keep nothing (every position static, C = 0 at a tiny ratio) keeps one
+    centre, so no frame is left without a token.
+    variant="release": centres chosen by rho*delta - 0.3 * s (the release's code-only term, always on).
+    sink_handling="hard": a dropped token is never kept, and a position dropped in any frame of a window
+    is not static there (it is missing from that frame); windows and r' still come from plain similarity.
     Output per window: static tokens (by position), then dynamic tokens frame by frame.
     """
 
     name = "holitom"
     uses_attention = True
     uses_temporal_test = True
+    variants = ("paper", "release")
 
     def __init__(self, ratio, mu_s=0.0, mu_t=0.0, gamma=1.1, seed=0, *, tau: float = 0.8, beta: float = 0.6,
-                 k: int = 7, max_window: int = 1024):
-        super().__init__(ratio, mu_s, mu_t, gamma, seed)
+                 k: int = 7, max_window: int = 1024, **common):
+        super().__init__(ratio, mu_s, mu_t, gamma, seed, **common)
         if not -1 <= tau <= 1:
             raise ValueError(f"tau={tau!r} is invalid; allowed: a cosine threshold in [-1, 1] (paper: 0.8)")
         if not 0 <= beta <= 1:
@@ -101,31 +111,38 @@ class HoliTomPruner(Pruner):
         X = video.features  # (T, n, D)
         T, n, D = X.shape
         N = T * n
-        Xn = cosine_normalise(X)
-        similarity = (Xn[:-1] * Xn[1:]).sum(dim=-1)  # (T-1, n) same position, consecutive frames
-        del Xn
+        similarity = same_position_similarity(X)  # (T-1, n) same position, consecutive frames
         windows, saved = optimal_windows(window_savings(similarity > self.tau), self.max_window)
         r_prime = min(self.ratio * N / (N - saved), 1.0)
         static_step = self.redundancy(similarity, video) > self.tau  # (T-1, n), STTP-corrected
-        importance = self.importance(video)  # (T, n)
+        importance = self.importance(video)  # (T, n), -inf at hard-dropped tokens
+        dropped = video.dropped  # (T, n) or None
 
         tokens, index = [], []
         static_total = 0
         for a, b in windows:
-            static = static_step[a:b].all(dim=0) if b > a else torch.zeros(n, dtype=torch.bool, device=X.device)
+            static = static_step[a:b].all(dim=0) if b > a else torch.zeros(n, dtype=torch.bool, device=X.device)  # (n,)
+            if dropped is not None:
+                static = static & ~dropped[a:b + 1].any(dim=0)  # (n,)
             n_static = int(static.sum())
             static_total += n_static
+            n_dynamic = n - n_static
             if n_static:
                 positions = torch.nonzero(static).squeeze(1)  # (n_static,)
                 merged = X[a:b + 1, positions].float().mean(dim=0)  # (n_static, D)
-                centres, centre_pos = self._cluster_static(merged, positions, round_half_up(n_static * r_prime))
-                tokens.append(centres.to(X.dtype))
+                centres = round(n_static * r_prime)  # half to even, like the release's round()
+                if centres == 0 and n_dynamic == 0:
+                    centres = 1  # the window's only tokens: keep one rather than none
+                sink = video.sink.float()[positions] if self.variant == "release" else None  # (n_static,)
+                merged, centre_pos = self._cluster_static(merged, positions, centres, sink)
+                tokens.append(merged.to(X.dtype))
                 index.append(a * n + centre_pos)
-            n_dynamic = n - n_static
             if n_dynamic:
                 keep_count = ceil_count(n_dynamic * r_prime)
                 scores = importance[a:b + 1].masked_fill(static, float("-inf"))  # (L, n)
-                keep = top_k_mask(scores, keep_count)
+                keep = top_k_mask(scores, keep_count)  # (L, n)
+                if dropped is not None:
+                    keep &= ~dropped[a:b + 1]  # (L, n)
                 flat = torch.nonzero(keep.reshape(-1)).squeeze(1) + a * n  # frame by frame, raster
                 tokens.append(X.reshape(N, D).index_select(0, flat))
                 index.append(flat)
@@ -133,10 +150,12 @@ class HoliTomPruner(Pruner):
         info = {"windows": windows, "saved": saved, "r_prime": r_prime, "static_positions": static_total}
         return PruneOutput(torch.cat(tokens), torch.cat(index), info)
 
-    def _cluster_static(self, merged: Tensor, positions: Tensor, centres: int) -> tuple[Tensor, Tensor]:
+    def _cluster_static(self, merged: Tensor, positions: Tensor, centres: int,
+                        sink: Tensor | None = None) -> tuple[Tensor, Tensor]:
         """Density-peak centres among the window's static tokens; members join the nearest centre.
 
-        centre' = beta*centre + (1-beta)*mean(members). merged: (m, D) float32; returns ((C, D), (C,)).
+        centre' = beta*centre + (1-beta)*mean(members). merged: (m, D) float32; sink: (m,) for the release
+        variant's centre penalty. Returns ((C, D), (C,)).
         """
         m = merged.shape[0]
         if centres <= 0:
@@ -145,6 +164,8 @@ class HoliTomPruner(Pruner):
             return merged, positions
         dist = pairwise_distance(merged.unsqueeze(0))  # (1, m, m)
         score = density_peak_scores(dist, min(self.k, centres))[0]  # (m,)
+        if sink is not None:
+            score = score - RELEASE_CENTRE_PENALTY * sink  # (m,)
         is_centre = top_k_mask(score, centres)  # (m,)
         centre_rows = torch.nonzero(is_centre).squeeze(1)  # ascending = by position
         member_rows = torch.nonzero(~is_centre).squeeze(1)
@@ -155,3 +176,19 @@ class HoliTomPruner(Pruner):
         centre_X = merged.index_select(0, centre_rows)
         updated = self.beta * centre_X + (1 - self.beta) * sums / counts.clamp_min(1.0)
         return torch.where(counts > 0, updated, centre_X), positions[centre_rows]
+
+
+def same_position_similarity(X: Tensor) -> Tensor:
+    """(T-1, n) cos(X[t, i], X[t+1, i]) in float32, without a normalised copy of the whole video.
+
+    Dot products and norms are computed frame pair by frame pair (each step reads two frames), so the
+    peak extra memory is two frames, not the (T, n, D) normalised tensor.
+    """
+    T, n, D = X.shape
+    out = torch.empty(max(T - 1, 0), n, dtype=torch.float32, device=X.device)  # (T-1, n)
+    previous = cosine_normalise(X[0]) if T > 1 else None  # (n, D)
+    for t in range(T - 1):
+        current = cosine_normalise(X[t + 1])  # (n, D)
+        out[t] = (previous * current).sum(dim=-1)  # (n,)
+        previous = current
+    return out

@@ -3,12 +3,16 @@ from __future__ import annotations
 
 from .base import Pruner
 from .baselines import DensePruner, RandomPruner, UniformPruner
+from .dpc_knn import DPCKNNPruner
 from .fastvid import FastVIDPruner
+from .flashvid import FlashVIDPruner
 from .holitom import HoliTomPruner
+from .prunevid import PruneVidPruner
 from .visionzip import VisionZipPruner
 
 PRUNERS: dict[str, type[Pruner]] = {
-    cls.name: cls for cls in (DensePruner, RandomPruner, UniformPruner, VisionZipPruner, FastVIDPruner, HoliTomPruner)
+    cls.name: cls for cls in (DensePruner, RandomPruner, UniformPruner, VisionZipPruner, FastVIDPruner, HoliTomPruner,
+                               FlashVIDPruner, PruneVidPruner, DPCKNNPruner)
 }
 
 

@@ -6,6 +6,8 @@ fine-grained evidence; SToP measures "sinkness" once per position and corrects b
 """
 from __future__ import annotations
 
+import math
+
 import torch
 from torch import Tensor
 
@@ -49,3 +51,32 @@ def sink_aware_similarity(similarity: Tensor, sink: Tensor | None, mu_t: float) 
     if mu_t == 0 or sink is None:
         return similarity
     return similarity + mu_t * sink.float()
+
+
+# The one definition of a video's "sink positions", shared by the sink statistics and by attention
+# redistribution, so that every number that says "sink" means the same set.
+SINK_SET_TOP = 0.1
+
+
+def sink_set(sink: Tensor, top: float = SINK_SET_TOP) -> Tensor:
+    """Sink positions: the ceil(top * n) positions with the largest sink score s, positive s only.
+
+    Why this definition: s (Eq. 4) is a property of the video alone, not of any pruner, so the same
+    positions are counted for HoliTom with and without temporal merging (the paper's 384 -> 66) and
+    for every stop mode; 10 % (20 of 196) is the paper's own size for its sink set (Fig. 4, Fig. 7's
+    redistribution baseline). Positions with s = 0 carry no sink evidence and never count, so a video
+    whose attention has no structure has an empty sink set. Ties go to the lower position.
+
+    sink: (n,). Returns (n,) bool.
+    """
+    if sink.dim() != 1:
+        raise ValueError(f"sink must have shape (n,); got {tuple(sink.shape)}")
+    if not 0 < top <= 1:
+        raise ValueError(f"top={top!r} is invalid; allowed: a fraction in (0, 1], e.g. 0.1")
+    n = sink.shape[0]
+    count = min(n, int(math.ceil(top * n - 1e-9)))
+    values = sink.float()  # (n,)
+    order = torch.sort(values, descending=True, stable=True).indices[:count]  # (count,)
+    chosen = torch.zeros(n, dtype=torch.bool, device=sink.device)
+    chosen[order] = True
+    return chosen & (values > 0)

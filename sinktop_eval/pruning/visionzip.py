@@ -23,56 +23,93 @@ def visionzip_budget(ratio: float, n: int) -> tuple[int, int]:
     return dominant, total - dominant
 
 
+# variant="release": the SToP release skips the RELEASE_SINK_SLOTS positions with the largest sink
+# score when it places contextual targets, always (even at mu_s = 0). See release_target_slots.
+RELEASE_SINK_SLOTS = 20
+
+
+def release_target_slots(slots: list[int], sink_positions: set[int], remaining: int) -> list[int]:
+    """The release's contextual target slots: each stride slot j that equals one of the top-20 sink
+    *positions* moves to j + 1, j + 2, ... until it does not (or reaches the end of the list).
+
+    The slot number (an index into the frame's list of ``remaining`` non-dominant tokens) is compared
+    with grid positions: mixed index spaces, the release's bug, reproduced because it produced the
+    released numbers (release_extras.md). Moved slots may collide with the next stride slot; the
+    duplicate target is kept, as in the release. Where the release would run past the list (an index
+    error there) the last slot is used.
+    """
+    moved = []
+    for slot in slots:
+        while slot in sink_positions and slot < remaining:
+            slot += 1
+        moved.append(min(slot, remaining - 1))
+    return moved
+
+
 class VisionZipPruner(Pruner):
     """Per frame: top-K_d tokens by A (STSP: by A - mu_s*s), then K_c strided contextual targets that
     absorb the remaining tokens by key similarity (target + mean of its members, as published).
-    Output per frame: dominant tokens in raster order, then contextual tokens in raster order.
+    Output per frame: dominant tokens in raster order, then contextual tokens in target order.
+
+    variant="release": contextual target slots skip the top-20 sink positions (``release_target_slots``).
+    sink_handling="hard": dropped tokens are neither dominant, nor targets, nor merged; the budget is
+    unchanged, so the kept count equals plain VisionZip's.
     """
 
     name = "visionzip"
     uses_attention = True
     needs_keys = True
+    variants = ("paper", "release")
 
     def _prune(self, video: VideoTokens) -> PruneOutput:
         X = video.features  # (T, n, D)
         T, n, D = X.shape
         K_d, K_c = visionzip_budget(self.ratio, n)
         device = X.device
+        M = n - video.dropped_per_frame - K_d  # remaining (non-dominant, not dropped) tokens per frame
+        if M < K_c or M < 0:
+            raise ValueError(f"hard_k={self.hard_k} leaves {n - video.dropped_per_frame} tokens per frame, fewer than "
+                             f"the {K_d + K_c} VisionZip keeps at ratio={self.ratio}; lower hard_k")
 
         dominant = top_k_mask(self.importance(video), K_d)  # (T, n)
+        available = ~dominant if video.dropped is None else ~dominant & ~video.dropped  # (T, n)
         # Remaining tokens, raster order within each frame; every frame has M of them.
-        M = n - K_d
-        remaining = torch.nonzero(~dominant, as_tuple=False)[:, 1].view(T, M)  # (T, M) positions
+        remaining = torch.nonzero(available, as_tuple=False)[:, 1].view(T, M)  # (T, M) positions
         dominant_pos = torch.nonzero(dominant, as_tuple=False)[:, 1].view(T, K_d)  # (T, K_d)
 
-        frame_offset = (torch.arange(T, device=device) * n).view(T, 1)
-        flat_X = X.reshape(T * n, D)
-        pieces, indices = [flat_X.index_select(0, (dominant_pos + frame_offset).reshape(-1)).view(T, K_d, D)], [dominant_pos]
+        frame_offset = (torch.arange(T, device=device) * n).view(T, 1)  # (T, 1)
+        flat_X = X.reshape(T * n, D)  # (T*n, D) view
+        pieces = [flat_X.index_select(0, (dominant_pos + frame_offset).reshape(-1)).view(T, K_d, D)]
+        indices = [dominant_pos]
 
         if K_c > 0:
             stride = max(1, M // K_c)
-            slot_is_target = torch.zeros(M, dtype=torch.bool, device=device)
-            slot_is_target[torch.arange(K_c, device=device) * stride] = True
-            target_pos = remaining[:, slot_is_target]  # (T, K_c)
-            member_pos = remaining[:, ~slot_is_target]  # (T, M - K_c)
+            slots = [j * stride for j in range(K_c)]
+            if self.variant == "release":
+                top = torch.sort(video.sink.float(), descending=True, stable=True).indices[:RELEASE_SINK_SLOTS]
+                slots = release_target_slots(slots, set(top.tolist()), M)
+            is_target = torch.zeros(M, dtype=torch.bool, device=device)
+            is_target[slots] = True
+            target_pos = remaining[:, slots]  # (T, K_c), a duplicate slot gives a duplicate target
+            member_pos = remaining[:, ~is_target]  # (T, M')
 
             keys = cosine_normalise(video.keys)  # (T, n, d_k)
             target_keys = torch.gather(keys, 1, target_pos.unsqueeze(-1).expand(-1, -1, keys.shape[-1]))
             member_keys = torch.gather(keys, 1, member_pos.unsqueeze(-1).expand(-1, -1, keys.shape[-1]))
-            # (T, M - K_c, K_c): ties go to the first target (argmax returns the first maximum)
+            # (T, M', K_c): ties go to the first target (argmax returns the first maximum)
             assignment = torch.bmm(member_keys, target_keys.transpose(1, 2)).argmax(dim=-1)
 
-            frame_ids = torch.arange(T, device=device).view(T, 1)
-            cluster = (assignment + frame_ids * K_c).reshape(-1)  # (T*(M-K_c),) cluster id over all frames
-            member_flat = (member_pos + frame_offset).reshape(-1)
-            sums = torch.zeros(T * K_c, D, dtype=torch.float32, device=device)
-            sums.index_add_(0, cluster, flat_X.index_select(0, member_flat).float())
-            counts = torch.bincount(cluster, minlength=T * K_c).to(torch.float32).unsqueeze(1)  # (T*K_c, 1)
-            targets = flat_X.index_select(0, (target_pos + frame_offset).reshape(-1)).float()
+            # membership (T, K_c, n): one-hot over each frame's positions; sums are one batched product,
+            # so the members are never gathered into a copy of the features
+            weights = torch.zeros(T, K_c, n, dtype=torch.float32, device=device)
+            weights[torch.arange(T, device=device).view(T, 1), assignment, member_pos] = 1.0
+            counts = weights.sum(dim=-1, keepdim=True)  # (T, K_c, 1)
+            sums = torch.bmm(weights, X.float())  # (T, K_c, D)
+            targets = torch.gather(X, 1, target_pos.unsqueeze(-1).expand(-1, -1, D)).float()  # (T, K_c, D)
             contextual = targets + sums / counts.clamp_min(1.0)  # an empty cluster adds nothing
-            pieces.append(contextual.to(X.dtype).view(T, K_c, D))
+            pieces.append(contextual.to(X.dtype))
             indices.append(target_pos)
 
         tokens = torch.cat(pieces, dim=1).reshape(-1, D)  # (T*(K_d+K_c), D)
-        index = (torch.cat(indices, dim=1) + frame_offset).reshape(-1)
+        index = (torch.cat(indices, dim=1) + frame_offset).reshape(-1)  # (T*(K_d+K_c),)
         return PruneOutput(tokens, index, {"dominant_per_frame": K_d, "contextual_per_frame": K_c})

@@ -179,3 +179,27 @@ def test_matches_slow_reference_with_duplicate_tokens():
     tokens, index, info = fastvid_ref(X, A, 0.5, c=1, tau_seg=-1.0, p=1)
     assert out.info["segments"] == info["segments"] == [4]
     assert_matches(out, tokens, index, atol=1e-4, rtol=1e-5)
+
+
+def test_leftovers_join_one_anchor_in_each_anchor_frame_by_hand():
+    """One segment of L = 5 frames, p = 4: anchor frames 0 and 4 ((L-1-j) mod 4 == 0), one anchor each.
+
+    n = 2, r = 1, d = 0.5: R = 2, R_c = 1, R_s = 1. Position 0 is salient in every frame (A = 0.9), so the
+    non-salient tokens are u_t = X[t, 1]: u0 = (2, 0), u1 = (1, 0), u2 = (0, 1), u3 = (0, 3), u4 = (0, 2);
+    anchors u0 (frame 0) and u4 (frame 4). Per anchor frame (the release, algorithms.md) each anchor absorbs
+    all five: mean = (0.6, 1.2), w = max(1/6, 0.6) = 0.6:
+        u0' = 0.6 (2, 0) + 0.4 (0.6, 1.2) = (1.44, 0.48);  u4' = 0.6 (0, 2) + 0.4 (0.6, 1.2) = (0.24, 1.68).
+    The old rule (one anchor across all anchor frames) splits them {u0, u1} / {u2, u3, u4} and would give
+    (1.8, 0) and (0, 2).
+    """
+    T, n = 5, 2
+    X = torch.zeros(T, n, 2)
+    X[:, 0] = torch.tensor([5.0, 5.0])
+    X[:, 1] = torch.tensor([[2.0, 0.0], [1.0, 0.0], [0.0, 1.0], [0.0, 3.0], [0.0, 2.0]])
+    A = torch.tensor([[0.9, 0.1]] * T)
+    out = fastvid(1.0, c=1, tau_seg=-1.0, d=0.5, p=4)(X, A, grid=(1, 2), frame_features=torch.ones(T, 2))
+    assert out.info["segments"] == [5]
+    assert out.index.tolist() == [0, 1, 2, 4, 6, 8, 9]  # salient (t, 0) for every t, anchors (0, 1), (4, 1)
+    assert torch.allclose(out.tokens[1], torch.tensor([1.44, 0.48]), atol=1e-6)
+    assert torch.allclose(out.tokens[6], torch.tensor([0.24, 1.68]), atol=1e-6)
+    assert torch.equal(out.tokens[[0, 2, 3, 4, 5]], X[:, 0])

@@ -81,22 +81,30 @@ def test_everything_static_is_one_window_and_r_prime_formula():
         out = holitom(r)(X, A, grid=(2, 2))
         assert out.info["windows"] == [(0, 3)] and out.info["saved"] == 12
         assert out.info["r_prime"] == pytest.approx(r_prime)
-        assert len(out) == C  # round-half-up(4 r'): 1.6 -> 2, 3.2 -> 3, 4 -> 4, 2.0 -> 2
+        assert len(out) == C  # round(4 r'), half to even: 1.6 -> 2, 3.2 -> 3, 4 -> 4, 2.0 -> 2
         assert all(0 <= j < 4 for j in out.index.tolist())  # static tokens stand at the window's 1st frame
 
 
-def test_round_half_up_for_static_centres():
-    # n_static * r' = 2.5 exactly: T=2, n=8, positions 0..4 static; R_tot = 5, N = 16,
-    # r = 11/32 -> r' = (11/32) * 16 / 11 = 0.5; C = round-half-up(2.5) = 3; dynamic 3 -> ceil(1.5) = 2/frame
-    X = sign_flip_video([[True] * 5 + [False] * 3])
-    A = torch.rand(2, 8, generator=torch.Generator().manual_seed(0))
-    out = holitom(11 / 32)(X, A, grid=(2, 4))
-    assert out.info["r_prime"] == 0.5 and out.info["static_positions"] == 5
-    assert len(out) == 3 + 2 * 2
-    assert set(out.index[:3].tolist()) <= set(range(5))
-    for t in range(2):  # dynamic: top-2 of positions 5, 6, 7 by A in each frame
-        top = sorted(sorted([5, 6, 7], key=lambda i: (-float(A[t, i]), i))[:2])
-        assert out.index[3 + 2 * t:5 + 2 * t].tolist() == [t * 8 + i for i in top]
+@pytest.mark.parametrize("n,n_static,ratio,centres", [
+    (8, 5, 11 / 32, 2),  # r' = (11/32) * 16 / 11 = 0.5 exactly; 5 * 0.5 = 2.5 -> 2 (half-up would give 3)
+    (8, 7, 9 / 32, 4),   # r' = (9/32) * 16 / 9 = 0.5; 7 * 0.5 = 3.5 -> 4 (floor would give 3)
+    (10, 9, 11 / 40, 4),  # r' = (11/40) * 20 / 11 = 0.5; 9 * 0.5 = 4.5 -> 4
+])
+def test_static_centre_count_rounds_half_to_even(n, n_static, ratio, centres):
+    # T = 2, positions 0..n_static-1 static (one window, R_tot = n_static); the product n_static * r' is
+    # exactly x.5 in floating point. HoliTom's release uses Python's round(): half to even.
+    assert (n_static * (ratio * 2 * n / (2 * n - n_static))) % 1 == 0.5
+    X = sign_flip_video([[True] * n_static + [False] * (n - n_static)])
+    A = torch.rand(2, n, generator=torch.Generator().manual_seed(0))
+    out = holitom(ratio)(X, A, grid=(1, n))
+    assert out.info["r_prime"] == 0.5 and out.info["static_positions"] == n_static
+    n_dynamic = n - n_static
+    keep = math.ceil(n_dynamic * 0.5)
+    assert len(out) == centres + 2 * keep
+    assert set(out.index[:centres].tolist()) <= set(range(n_static))
+    for t in range(2):  # dynamic: top-keep of the dynamic positions by A in each frame
+        top = sorted(sorted(range(n_static, n), key=lambda i: (-float(A[t, i]), i))[:keep])
+        assert out.index[centres + keep * t:centres + keep * (t + 1)].tolist() == [t * n + i for i in top]
 
 
 @pytest.mark.parametrize("seed", range(8))
@@ -116,7 +124,7 @@ def test_static_and_dynamic_counts_follow_the_formulas(seed):
     expected, pos = 0, 0
     for a, b in windows:
         static = [i for i in range(n) if b > a and all(pattern[t][i] for t in range(a, b))]
-        C = math.floor(len(static) * r_prime + Fraction(1, 2))
+        C = round(len(static) * r_prime)  # exact Fraction, half to even
         keep = math.ceil((n - len(static)) * r_prime)
         block = out.index[pos:pos + C + (b - a + 1) * keep].tolist()
         assert [j // n for j in block[:C]] == [a] * C and {j % n for j in block[:C]} <= set(static)

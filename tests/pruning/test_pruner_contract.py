@@ -18,7 +18,8 @@ N = 196
 
 
 def test_registry_names():
-    assert set(PRUNERS) == {"dense", "random", "uniform", "visionzip", "fastvid", "holitom"}
+    assert set(PRUNERS) == {"dense", "random", "uniform", "visionzip", "fastvid", "holitom", "flashvid", "prunevid",
+                            "dpc_knn"}
 
 
 # ------------------------------------------------------------------------------------------ budgets
@@ -71,7 +72,7 @@ def test_holitom_count_without_static_tokens_is_T_times_ceil_nr(video196, ratio)
 @pytest.mark.parametrize("ratio", RATIOS)
 def test_holitom_count_with_half_the_grid_static(ratio):
     # positions 0..97 identical in all T frames, 98..195 flip sign each frame: one window (0, T-1),
-    # R_tot = 98 (T-1), r' = r N / (N - R_tot); count = round-half-up(98 r') + T ceil(98 r').
+    # R_tot = 98 (T-1), r' = r N / (N - R_tot); count = round-half-even(98 r') + T ceil(98 r').
     T = 4
     X, A, _ = random_inputs(T, N, D=8, seed=13)
     for t in range(1, T):
@@ -79,7 +80,7 @@ def test_holitom_count_with_half_the_grid_static(ratio):
         X[t, 98:] = -X[t - 1, 98:]
     out = build_pruner("holitom", ratio)(X, A, grid=GRID)
     r_prime = min(Fraction(str(ratio)) * T * N / (T * N - 98 * (T - 1)), Fraction(1))
-    expected = math.floor(98 * r_prime + Fraction(1, 2)) + T * math.ceil(98 * r_prime)
+    expected = round(98 * r_prime) + T * math.ceil(98 * r_prime)
     assert out.info["windows"] == [(0, T - 1)] and out.info["saved"] == 98 * (T - 1)
     assert len(out) == expected
 
@@ -120,7 +121,7 @@ def test_random_pruner_seed():
     assert torch.equal(a.index, d.index)
 
 
-STOP_ON = {"visionzip": (0.03, 0.0), "fastvid": (0.02, 0.0), "holitom": (0.04, 0.07)}
+STOP_ON = {"visionzip": (0.03, 0.0), "fastvid": (0.02, 0.0), "holitom": (0.04, 0.07), "flashvid": (0.02, 0.0)}
 
 
 @pytest.mark.parametrize("name", list(PRUNERS))

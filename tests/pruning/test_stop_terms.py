@@ -170,7 +170,7 @@ def test_sttp_with_larger_mu_t_adds_exactly_the_positions_that_cross_tau():
     out = build_pruner("holitom", 0.5, mu_t=0.2, gamma=1.0)(X, A, grid=(4, 4))
     assert out.info["static_positions"] == 6
     n_static, r_prime = 6, 0.6
-    C, keep = math.floor(n_static * r_prime + 0.5), math.ceil((16 - n_static) * r_prime - 1e-9)  # 4, 6
+    C, keep = round(n_static * r_prime), math.ceil((16 - n_static) * r_prime - 1e-9)  # 4, 6
     assert len(out) == C + 3 * keep
     assert set(out.index[:C].tolist()) <= {0, 1, 2, 3, 4, 6}
     assert out.index[C:C + keep].tolist() == [5, 8, 9, 10, 11, 12]
