@@ -64,12 +64,15 @@ class Combination:
 
 def resolve_combination(backbone: str, pruner: str, stop: Any = "on", ratio: float = 0.1, *,
                         mu_s: float | None = None, mu_t: float | None = None, gamma: float | None = None, seed: int = 0,
-                        settings: dict[str, Any] | None = None, path: str | None = None) -> Combination:
+                        settings: dict[str, Any] | None = None, path: str | None = None, variant: str = "paper",
+                        stop_options: dict[str, Any] | None = None) -> Combination:
     """Validate and resolve one combination; `CombinationError` (one line) on any bad part.
 
     ``mu_s`` / ``mu_t`` are the user's overrides (None = the paper's value for the pruner and the
     backbone's family); ``gamma`` None and ``settings`` keep the pruner's own defaults, which live only
-    in its class; ``path`` is a local checkpoint directory for a registered backbone.
+    in its class; ``path`` is a local checkpoint directory for a registered backbone; ``variant`` is
+    "paper" or "release" (the SToP release's code-only sink terms); ``stop_options`` are the options of
+    the hard / redistribute stop modes (e.g. hard_k), None = their defaults.
     """
     settings = dict(settings or {})
     if gamma is not None:
@@ -77,9 +80,9 @@ def resolve_combination(backbone: str, pruner: str, stop: Any = "on", ratio: flo
     try:
         info = backbone_info(str(backbone), path)
         name = PRUNER_ALIASES.get(str(pruner), str(pruner))
-        stop_settings = stop_parameters(name, info.family, stop_mode(stop), mu_s, mu_t)
-        built = build_pruner(name, ratio, mu_s=stop_settings["mu_s"], mu_t=stop_settings["mu_t"], seed=seed,
-                             **settings)
+        stop_settings = stop_parameters(name, info.family, stop_mode(stop), mu_s, mu_t, **(stop_options or {}))
+        pruner_kwargs = {k: v for k, v in stop_settings.items() if k not in ("stop", "mu_source")}  # its contract
+        built = build_pruner(name, ratio, seed=seed, variant=variant, **pruner_kwargs, **settings)
     except ValueError as err:  # every layer below reports one line naming the value and the allowed ones
         raise CombinationError(str(err)) from None
     source = stop_settings["mu_source"]

@@ -50,15 +50,26 @@ class ModelConfig:
 @dataclass
 class PrunerConfig:
     name: str = MISSING  # a name of sinktop_eval.pruning.PRUNERS (or the alias none)
+    variant: str = "paper"  # paper | release (visionzip, fastvid, holitom: the SToP release's code-only sink terms)
     settings: Any = field(default_factory=dict)  # the pruner's own hyper-parameters (schema: pruner_settings_schema)
 
 
 @dataclass
 class StopConfig:
-    mode: str = "on"  # on | off | stsp | sttp
+    mode: str = "on"  # on | off | stsp | sttp | hard | redistribute (sinktop_eval.pruning.defaults.STOP_MODES)
     mu_s: Optional[float] = None  # None = the paper's value for (pruner, backbone family); set to calibrate
     mu_t: Optional[float] = None
     gamma: Optional[float] = None  # None = the pruners' default (the paper's 1.1)
+    # options of the sink-handling alternatives (None = their defaults, pruning.defaults.SINK_MODE_OPTIONS)
+    hard_k: Optional[float] = None  # stop=hard: share of each frame's most attended tokens dropped first
+    hard_unit: Optional[str] = None
+    redistribute_p: Optional[float] = None  # stop=redistribute
+    redistribute_top: Optional[float] = None
+    redistribute_threshold: Optional[float] = None
+
+    def options(self) -> dict[str, Any]:
+        """The alternative modes' options that were set (stop_parameters' keyword arguments)."""
+        return {k: v for k, v in asdict(self).items() if k not in ("mode", "mu_s", "mu_t", "gamma") and v is not None}
 
 
 @dataclass
@@ -109,8 +120,12 @@ def pruner_settings_schema(cls: type) -> type:
     """A dataclass of a pruner's own hyper-parameters (its keyword-only ``__init__`` arguments), with the
     class's defaults and types: the defaults live in the pruner's code only, and Hydra still types and
     shows them (``pruner.settings.tau=0.65`` is checked; ``--cfg job`` prints the values in force)."""
+    from ..pruning import Pruner
+
     hints = typing.get_type_hints(cls.__init__)
-    params = [p for p in inspect.signature(cls.__init__).parameters.values() if p.kind is p.KEYWORD_ONLY]
+    shared = set(inspect.signature(Pruner.__init__).parameters)  # variant and the stop options have keys of their own
+    params = [p for p in inspect.signature(cls.__init__).parameters.values()
+              if p.kind is p.KEYWORD_ONLY and p.name not in shared]
     return make_dataclass(f"{cls.__name__}Settings", [(p.name, hints.get(p.name, Any), field(default=p.default))
                                                       for p in params])
 
@@ -321,7 +336,8 @@ def resolve_run(cfg: DictConfig) -> RunSpec:
     try:
         combination = resolve_combination(
             config.model.backbone, config.pruner.name, stop.mode, config.ratio, mu_s=stop.mu_s, mu_t=stop.mu_t,
-            gamma=stop.gamma, seed=config.seed, settings=settings, path=config.model.path)
+            gamma=stop.gamma, seed=config.seed, settings=settings, path=config.model.path,
+            variant=config.pruner.variant, stop_options=stop.options())
         dtype = str(resolve_dtype(config.model.dtype, resolve_device(config.model.device))).removeprefix("torch.")
     except (CombinationError, ValueError, RuntimeError) as err:  # RuntimeError: torch's word for a bad device
         raise ConfigError(str(err)) from None

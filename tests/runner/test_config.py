@@ -60,7 +60,8 @@ def test_ratio_outside_unit_interval_names_the_value(ratio):
 def test_missing_model_or_pruner_lists_the_choices():
     with pytest.raises(ConfigError, match=r"no model chosen: add \+model=<llava_ov\|qwen25vl\|tiny_llava_ov\|tiny_qwen25vl>"):
         resolve_run(compose_cfg("+pruner=holitom"))
-    with pytest.raises(ConfigError, match=r"no pruner chosen: add \+pruner=<dense\|fastvid\|holitom\|none\|random\|uniform\|visionzip>"):
+    with pytest.raises(ConfigError, match=r"no pruner chosen: add \+pruner=<dense\|dpc_knn\|fastvid\|flashvid\|holitom\|none\|"
+                                          r"prunevid\|random\|uniform\|visionzip>"):
         resolve_run(compose_cfg("+model=llava_ov"))
 
 
@@ -99,3 +100,30 @@ def test_hand_set_stop_parameters_mark_a_calibration_run():
     assert spec.combination.mu_source == USER_OVERRIDE and settings(spec)[2] == 0.03  # the paper's mu_s kept
     off = resolve_run(compose_cfg("+model=llava_ov", "+pruner=visionzip", "stop=off", "stop.gamma=1.2"))
     assert off.combination.mu_source == "off"  # gamma does nothing without a SToP term
+
+
+def test_release_variant_and_sink_alternatives_resolve_from_the_config():
+    paper = resolve_run(compose_cfg("+model=llava_ov", "+pruner=fastvid"))
+    release = resolve_run(compose_cfg("+model=llava_ov", "+pruner=fastvid", "pruner.variant=release"))
+    assert release.combination.describe()["pruner_settings"]["variant"] == "release"
+    assert release.run_id != paper.run_id  # the variant changes the numbers, so the identity
+    hard = resolve_run(compose_cfg("+model=llava_ov", "+pruner=visionzip", "stop=hard", "stop.hard_k=0.15"))
+    described = hard.combination.describe()
+    assert (described["stop"], described["pruner_settings"]["sink_handling"], described["pruner_settings"]["hard_k"]) \
+        == ("hard", "hard", 0.15)
+    redistribute = resolve_run(compose_cfg("+model=llava_ov", "+pruner=holitom", "stop=redistribute"))
+    assert redistribute.combination.describe()["pruner_settings"]["redistribute_p"] == 0.6  # the default, recorded
+    with pytest.raises(ConfigError, match=r"stop=hard needs a pruner that ranks tokens by attention"):
+        resolve_run(compose_cfg("+model=llava_ov", "+pruner=uniform", "stop=hard"))
+    with pytest.raises(ConfigError, match=r"hard_k=0.15 does not apply to stop=on"):
+        resolve_run(compose_cfg("+model=llava_ov", "+pruner=visionzip", "stop.hard_k=0.15"))
+    with pytest.raises(ConfigError, match=r"variant"):
+        resolve_run(compose_cfg("+model=llava_ov", "+pruner=uniform", "pruner.variant=release"))
+
+
+def test_new_pruners_are_config_options_with_their_own_typed_settings():
+    for name in ("flashvid", "prunevid", "dpc_knn"):
+        spec = resolve_run(compose_cfg("+model=tiny_llava_ov", f"+pruner={name}"))
+        assert spec.combination.pruner.name == name
+    cfg = compose_cfg("+model=tiny_llava_ov", "+pruner=flashvid")
+    assert cfg.pruner.settings.expansion == 1.25 and "variant" not in cfg.pruner.settings  # variant is pruner.variant
