@@ -22,7 +22,7 @@ from .files import atomic_write_text
 COLUMNS = [
     "run_id", "timestamp", "backbone", "family", "weights", "checkpoint", "pruner", "pruner_settings", "stop", "mu_s",
     "mu_t", "mu_source", "gamma", "ratio", "frames", "seed", "limit", "benchmark", "task", "split", "metric", "value",
-    "n_samples", "kept_visual_tokens",
+    "n_samples", "skipped", "kept_visual_tokens",
     "dense_visual_tokens", "prefill_tflops", "prefill_tflops_dense", "latency_s", "peak_mem_gb", "judge_model",
     "code_version",
 ]
@@ -93,6 +93,14 @@ def _as_value(value: Any) -> float | None:
     return None if math.isnan(value) else float(value)
 
 
+def skipped_count(lmms_results: dict, task: str) -> int | None:
+    """Items a task (a group: its leaves) left out for a bad video, from its ``skipped`` metric; None when a
+    task does not report one (lmms-eval's built-ins stop at a missing video instead)."""
+    counts = [_as_value(lmms_results.get("results", {}).get(leaf, {}).get("skipped,none"))
+              for leaf in _leaf_tasks(lmms_results, task)]
+    return None if not counts or None in counts else int(sum(counts))
+
+
 def duration_accuracies(lmms_results: dict) -> list[tuple[str, str, str, float, int]]:
     """VideoMME accuracy per video duration (the paper's "VideoMME short" column), from logged samples.
 
@@ -118,7 +126,8 @@ def results_rows(run: dict[str, Any], lmms_results: dict, records: list[dict],
     benchmark of each task the task set lists (the subtasks of a listed group get none: the group's row is
     the benchmark's number, theirs are details). Cost columns are the means
     over the model records of the task's leaf subtasks. A metric the task reports as missing (e.g. a
-    judge metric with no judge configured) becomes an empty value, not a zero.
+    judge metric with no judge configured) becomes an empty value, not a zero. ``skipped`` (every row of a
+    task) is how many of its items were left out for a bad video (empty: the task does not report it).
     """
     timestamp = datetime.now(timezone.utc).isoformat(timespec="seconds")
     benchmark_of = benchmark_of or {}
@@ -128,6 +137,7 @@ def results_rows(run: dict[str, Any], lmms_results: dict, records: list[dict],
         leaves = set(_leaf_tasks(lmms_results, task))
         costs = cost_summary([r for r in records if r.get("task") in leaves])
         count = sum(n_samples.get(leaf, {}).get("effective", 0) for leaf in leaves) or None
+        skipped = skipped_count(lmms_results, task)
         for key, value in metrics.items():
             parsed = split_metric_key(key)
             if parsed is None:
@@ -136,11 +146,13 @@ def results_rows(run: dict[str, Any], lmms_results: dict, records: list[dict],
             if value is not None and _as_value(value) is None and not (isinstance(value, float)):
                 continue  # non-numeric payloads (lists, dicts) are not table metrics
             rows.append({**run, "timestamp": timestamp, "benchmark": benchmark_of.get(task), "task": task,
-                         "split": filt, "metric": metric, "value": _as_value(value), "n_samples": count, **costs})
+                         "split": filt, "metric": metric, "value": _as_value(value), "n_samples": count,
+                         "skipped": skipped, **costs})
     for task, split, metric, value, count in duration_accuracies(lmms_results):
         costs = cost_summary([r for r in records if r.get("task") == task])
         rows.append({**run, "timestamp": timestamp, "benchmark": benchmark_of.get(task), "task": task, "split": split,
-                     "metric": metric, "value": value, "n_samples": count, **costs})
+                     "metric": metric, "value": value, "n_samples": count, "skipped": skipped_count(lmms_results, task),
+                     **costs})
     frame = pd.DataFrame(rows)
     for column in COLUMNS:
         if column not in frame:

@@ -1,8 +1,9 @@
 """Suite-wide settings (never touch the network, never log W&B online) and shared fixtures: a session
 copy of the smoke benchmark, stub judge servers on 127.0.0.1, and a clean judge configuration.
 
-The stub judge is a threading http.server speaking just enough of the chat-completions protocol:
-VCG-style prompts (they ask for a 'score') get "{'score': 4}", anything else gets a yes verdict.
+The stub judge is a threading http.server speaking just enough of the chat-completions protocol for
+the OpenAI SDK: VCG-style prompts (they ask for a 'score') get "{'score': 4}", anything else gets a yes
+verdict; failures carry ``retry-after-ms: 1`` so the SDK's retries take milliseconds.
 """
 from __future__ import annotations
 
@@ -17,6 +18,7 @@ os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 import json  # noqa: E402 - the environment above must be set before these imports
 import socket
 import threading
+import time
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
@@ -29,7 +31,7 @@ from sinktop_eval.benchmarks.smoke_data import SMOKE_ENV, build_smoke_data
 from sinktop_eval.resources import TASKS_DIR
 
 JUDGE_ENV = ("SINKTOP_JUDGE_URL", "SINKTOP_JUDGE_KEY", "SINKTOP_JUDGE_MODEL", "SINKTOP_JUDGE_RETRIES",
-             "SINKTOP_JUDGE_BACKOFF", "SINKTOP_JUDGE_TIMEOUT", "OPENAI_API_URL", "OPENAI_API_KEY", "MODEL_VERSION")
+             "SINKTOP_JUDGE_TIMEOUT", "OPENAI_API_URL", "OPENAI_API_KEY", "MODEL_VERSION")
 DATA_ENV = ("SINKTOP_DATA_ROOT", "SINKTOP_EVENTHALLUSION_DIR", "SINKTOP_VIDEOCOMP_DIR", "SINKTOP_VIDEOCHATGPT_DIR",
             "SINKTOP_MVBENCH_DIR", "SINKTOP_SKIP_MISSING_VIDEOS")
 
@@ -68,13 +70,17 @@ def task_manager():
 
 @dataclass
 class StubJudge:
-    """A chat-completions stub. ``fail_first``: requests answered 500 before it starts answering;
-    ``always_fail``: every request gets 500."""
+    """A chat-completions stub. ``fail_first``: requests answered ``status`` (500) before it starts answering;
+    ``always_fail``: every request gets ``status``; ``reply``: body -> reply text (default `reply_for`).
+    ``requests`` holds every request body received, ``paths`` their paths."""
 
     fail_first: int = 0
     always_fail: bool = False
     status: int = 500
+    reply: object = None
+    delay: float = 0.0  # seconds before answering (a hanging judge)
     requests: list = field(default_factory=list)
+    paths: list = field(default_factory=list)
     server: ThreadingHTTPServer | None = None
 
     @property
@@ -86,6 +92,8 @@ class StubJudge:
         return len(self.requests)
 
     def reply_for(self, body: dict) -> str:
+        if self.reply is not None:
+            return self.reply(body)
         text = " ".join(str(m.get("content", "")) for m in body.get("messages", []))
         return "{'score': 4}" if "score" in text.lower() else "Yes, the description matches the event."
 
@@ -96,17 +104,25 @@ def _handler(stub: StubJudge):
     class Handler(BaseHTTPRequestHandler):
         def do_POST(self):
             body = json.loads(self.rfile.read(int(self.headers.get("Content-Length", 0))) or b"{}")
+            if stub.delay:
+                time.sleep(stub.delay)
             with lock:
                 stub.requests.append(body)
+                stub.paths.append(self.path)
                 n = len(stub.requests)
             if stub.always_fail or n <= stub.fail_first:
+                out = b'{"error": {"message": "stub failure"}}'
                 self.send_response(stub.status)
+                self.send_header("Content-Type", "application/json")
+                self.send_header("Content-Length", str(len(out)))
+                self.send_header("retry-after-ms", "1")
                 self.end_headers()
-                self.wfile.write(b'{"error": "stub failure"}')
+                self.wfile.write(out)
                 return
-            out = json.dumps({"id": f"stub-{n}", "model": body.get("model", "stub"),
-                              "choices": [{"index": 0, "message": {"role": "assistant",
-                                                                   "content": stub.reply_for(body)}}]}).encode()
+            out = json.dumps({"id": f"stub-{n}", "object": "chat.completion", "created": 0,
+                              "model": body.get("model", "stub"),
+                              "choices": [{"index": 0, "finish_reason": "stop",
+                                           "message": {"role": "assistant", "content": stub.reply_for(body)}}]}).encode()
             self.send_response(200)
             self.send_header("Content-Type", "application/json")
             self.send_header("Content-Length", str(len(out)))
@@ -150,11 +166,10 @@ def closed_port_url() -> str:
 def use_judge(monkeypatch):
     """``use_judge(url)`` configures the judge the way a user does: through SINKTOP_JUDGE_* variables."""
 
-    def apply(url: str, retries: int = 2, backoff: float = 0.01) -> None:
+    def apply(url: str, retries: int = 2, model: str = "stub-judge") -> None:
         monkeypatch.setenv("SINKTOP_JUDGE_URL", url)
-        monkeypatch.setenv("SINKTOP_JUDGE_MODEL", "stub-judge")
+        monkeypatch.setenv("SINKTOP_JUDGE_MODEL", model)
         monkeypatch.setenv("SINKTOP_JUDGE_KEY", "test-key")
         monkeypatch.setenv("SINKTOP_JUDGE_RETRIES", str(retries))
-        monkeypatch.setenv("SINKTOP_JUDGE_BACKOFF", str(backoff))
 
     return apply

@@ -11,13 +11,20 @@ the least explicit form of an answer:
 4. the text of exactly one option: "a dog", "It is a dog." (longest option wins when one contains another)
 5. one stand-alone letter anywhere: "I think B", "Probably C, since ..."
 
+Negation and self-correction: before those steps, a letter the reply rules out is set aside: one
+preceded by a negation ("not A", "isn't (B)", "never option C", "not the answer A") or followed by a
+verdict against it ("A is wrong", "B is incorrect", "C is not correct"); likewise an option text preceded
+by a negation ("not a dog"). The steps then read what remains: "The answer is not A." names nothing
+(``None``); "Option A is wrong; B" and "B, not A" give B.
+
 A reply that names no option, or names two different ones, gives ``None`` (scored wrong, never an
 error). Stand-alone letters that read as English words are not taken for options: the article in
 "A man walks" or "a dog", the pronoun in "I think B". Upper-case "A" still counts when a verb follows
-("A is correct") or when it stands alone.
+("A is correct") or when it stands alone. An article is dropped from option texts and replies only
+before another word, so an option whose text is "A" is matched by "The letter shown is A.".
 
-Yes/no (`normalize_yes_no`): the first word, lower-cased, with punctuation and Markdown stripped,
-as the EventHallusion evaluation does ("Yes." -> "yes", "**No**, ..." -> "no").
+Yes/no (`normalize_yes_no`): the reply's first run of letters, lower-cased, after Markdown and leading
+punctuation ("Yes." -> "yes", "**No**, ..." -> "no", "yes—definitely" -> "yes", "Nope" -> "nope").
 """
 from __future__ import annotations
 
@@ -28,7 +35,7 @@ from collections.abc import Mapping, Sequence
 LETTERS = string.ascii_uppercase
 _MARKDOWN = re.compile(r"[*_`#]+")
 _SPACES = re.compile(r"\s+")
-_ARTICLES = re.compile(r"(?<= )(?:a|an|the)(?= )")
+_ARTICLES = re.compile(r"(?<= )(?:a|an|the) (?=\w)")  # an article before a word ("a dog"), not "is a"
 # "A. text", "(A) text", "A) text", "A: text" at the start of an option string (Video-MME style)
 _OPTION_PREFIX = re.compile(r"^\s*[\(\[]?([A-Za-z])[\)\]\.:]\s*")
 # a letter that is an answer on its own: optional brackets, optional trailing punctuation
@@ -42,6 +49,12 @@ _LEADING = re.compile(r"^[\(\[]([A-Za-z])[\)\]]|^([A-Za-z])[\)\]:](?!\S)|^([A-Za
 # a stand-alone letter token; punctuation after it must not continue a word ("e.g.")
 _TOKEN = re.compile(r"(?<![A-Za-z0-9'’\-])([\(\[])?([A-Za-z])([\)\]])?(?![A-Za-z0-9'’\-])(?![.:][A-Za-z])")
 # after an upper-case "A", these words mean the letter is the subject ("A is correct"), not an article
+# a letter ruled out: a negation before it, or a verdict against it after it
+_NEGATED_BEFORE = re.compile(r"(?:\b(?:not|never|no)|n['’]t)\s+(?:(?:the\s+)?(?:answer|option|choice)\s+)?$",
+                             re.IGNORECASE)
+_NEGATED_AFTER = re.compile(r"^\s*(?:(?:is|was|seems|looks|would\s+be)\s+)?(?:wrong|incorrect|false|"
+                            r"not\s+(?:correct|right|true|it\b|the\s+(?:answer|correct|right)))", re.IGNORECASE)
+_NEGATION_WORDS = {"not", "never", "no", "isn", "aren", "wasn", "doesn", "don"}  # the last word before a negated text
 _VERBS_AFTER_LETTER = {"is", "was", "seems", "looks", "would", "should", "could", "might", "must", "matches",
                        "fits", "describes", "best", "correctly", "appears", "answers", "and", "or"}
 
@@ -54,7 +67,7 @@ def _norm_text(text: str) -> str:
     """Lower case, punctuation to spaces, single spaces (for comparing option texts)."""
     text = _clean(text).lower()
     text = re.sub(r"[^\w\s>\-]", " ", text)
-    text = _ARTICLES.sub(" ", f" {text} ")  # "a dog" and "the dog" say the same option
+    text = _ARTICLES.sub("", f" {text} ")  # "a dog" and "the dog" say the same option
     return _SPACES.sub(" ", text).strip()
 
 
@@ -75,8 +88,19 @@ def _option_map(options: Sequence[str] | Mapping[str, str] | None, letters: str 
     return {LETTERS[i]: strip_option_prefix(o) for i, o in enumerate(options)}
 
 
+def _affirmed(text: str, said: str) -> bool:
+    """Whether ``said`` (normalised) mentions ``text`` at least once without a negation right before it."""
+    padded, needle, start = f" {said} ", f" {text} ", 0
+    while (at := padded.find(needle, start)) >= 0:
+        before = padded[:at].split()
+        if not before or before[-1] not in _NEGATION_WORDS:
+            return True
+        start = at + 1
+    return False
+
+
 def _by_text(reply: str, options: dict[str, str]) -> str | None:
-    """The letter whose option text the reply is, or the only option text the reply contains."""
+    """The letter whose option text the reply is, or the only option text the reply affirms."""
     said = _norm_text(reply)
     texts = {letter: _norm_text(text) for letter, text in options.items() if _norm_text(text)}
     if not said or not texts:
@@ -84,8 +108,7 @@ def _by_text(reply: str, options: dict[str, str]) -> str | None:
     exact = [letter for letter, text in texts.items() if text == said]
     if len(exact) == 1:
         return exact[0]
-    padded = f" {said} "
-    found = {letter: text for letter, text in texts.items() if f" {text} " in padded}
+    found = {letter: text for letter, text in texts.items() if _affirmed(text, said)}
     # drop options contained in a longer option that is also found ("dog" inside "a dog running")
     found = {letter: text for letter, text in found.items()
              if not any(text != other and f" {text} " in f" {other} " for other in found.values())}
@@ -112,6 +135,16 @@ def _reads_as_letter(text: str, end: int, raw: str, bracketed: bool) -> bool:
     return True
 
 
+def _without_negated_letters(text: str) -> str:
+    """The reply with every letter it rules out ("not A", "A is wrong") blanked."""
+    spans = [m.span() for m in _TOKEN.finditer(text)
+             if _reads_as_letter(text, m.end(), m.group(2), bool(m.group(1) or m.group(3)))
+             and (_NEGATED_BEFORE.search(text[:m.start()]) or _NEGATED_AFTER.match(text[m.end():]))]
+    for start, end in reversed(spans):
+        text = f"{text[:start]} {text[end:]}"
+    return text.strip()
+
+
 def parse_choice(reply: str, options: Sequence[str] | Mapping[str, str] | None = None,
                  letters: str | None = None) -> str | None:
     """The option letter (upper case) a reply chooses, or None when it names none or several.
@@ -121,7 +154,7 @@ def parse_choice(reply: str, options: Sequence[str] | Mapping[str, str] | None =
     and only letter forms are recognised.
     """
     option_map = _option_map(options, letters)
-    text = _clean(reply)
+    text = _without_negated_letters(_clean(reply))
     if not text:
         return None
 
@@ -169,11 +202,9 @@ def choice_correct(reply: str, answer: str, options: Sequence[str] | Mapping[str
 
 
 def normalize_yes_no(reply: str) -> str:
-    """The reply's first word, lower-cased, punctuation and Markdown stripped ("Yes." -> "yes")."""
-    words = _clean(reply).split()
-    if not words:
-        return ""
-    return words[0].lower().strip(string.punctuation + "“”‘’")
+    """The reply's first run of letters, lower-cased ("Yes." -> "yes", "yes—definitely" -> "yes")."""
+    match = re.match(r"[^\w]*([^\W\d_]*)", _clean(reply))
+    return match.group(1).lower() if match else ""
 
 
 def parse_yes_no(reply: str) -> str | None:

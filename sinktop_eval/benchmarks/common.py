@@ -14,7 +14,10 @@ Data roots, read when a task is built (never at import), so the lmms-eval CLI
     SINKTOP_VIDEOCOMP_DIR        default $SINKTOP_DATA_ROOT/VideoComp
     SINKTOP_VIDEOCHATGPT_DIR     default $SINKTOP_DATA_ROOT/VideoChatGPT
     SINKTOP_MVBENCH_DIR          default $SINKTOP_DATA_ROOT/MVBench
-    SINKTOP_SKIP_MISSING_VIDEOS  1: evaluate without items whose video file is missing (default: stop)
+    SINKTOP_SKIP_MISSING_VIDEOS  1: evaluate without items whose video is missing, empty or does not decode
+                                 (default: stop). The runner sets it from ``skip_bad_videos`` (part of a run's
+                                 identity); every kept doc records how many items were left out
+                                 (``skipped_items``), which the tasks report as their ``skipped`` metric.
 """
 from __future__ import annotations
 
@@ -33,6 +36,7 @@ DATA_ROOT_ENV = "SINKTOP_DATA_ROOT"
 DEFAULT_DATA_ROOT = Path("data")
 BUILTIN_SMOKE = "builtin:smoke"  # the data root that means the synthetic benchmark
 SKIP_MISSING_ENV = "SINKTOP_SKIP_MISSING_VIDEOS"
+SKIPPED_FIELD = "skipped_items"  # on every doc: items of its task left out for a bad video
 VIDEO_EXTENSIONS = (".mp4", ".MP4", ".mkv", ".webm", ".avi", ".mov")
 MICROSECONDS_PER_SECOND = 1_000_000  # VideoComp stores its time fields in microseconds
 NAN = float("nan")
@@ -106,22 +110,34 @@ def first_existing(candidates: Iterable[Path]) -> Path | None:
     return next((p for p in candidates if p.is_file()), None)
 
 
+def skip_bad_videos() -> bool:
+    return os.environ.get(SKIP_MISSING_ENV, "").strip().lower() in ("1", "true", "yes")
+
+
 def check_videos(docs: list[dict], what: str, folder: Path, env_var: str) -> list[dict]:
-    """Stop (one line) when videos are missing, unless SINKTOP_SKIP_MISSING_VIDEOS=1 drops their items."""
-    missing = [d for d in docs if not os.path.isfile(d["video"])]
-    if not missing:
-        return docs
-    if os.environ.get(SKIP_MISSING_ENV, "").strip().lower() in ("1", "true", "yes"):
-        log.warning("%s: %d of %d items dropped because their video is missing (first: %s)", what, len(missing),
-                    len(docs), missing[0]["video"])
-        kept = [d for d in docs if os.path.isfile(d["video"])]
-        if not kept:
-            raise DataRootError(f"{what}: no video found under {folder} (first looked for {missing[0]['video']}); "
-                                f"set {env_var}")
-        return kept
-    raise DataRootError(f"{what}: {len(missing)} of {len(docs)} videos missing under {folder}, first "
-                        f"{missing[0]['video']}; set {env_var} to the release folder, or {SKIP_MISSING_ENV}=1 to "
-                        f"evaluate without them")
+    """The docs whose video is usable, each with ``skipped_items`` (how many of the task's items were not).
+
+    Default: stop (one line) at a missing or empty video (decoding is left to generation, which names a
+    corrupt file). With SINKTOP_SKIP_MISSING_VIDEOS=1, every video is also decoded once, and the items of
+    missing, empty and corrupt videos alike are left out.
+    """
+    skip = skip_bad_videos()
+    problems = {path: problem for path in dict.fromkeys(d["video"] for d in docs)
+                if (problem := video_problem(path, decode=skip))}
+    bad = [d for d in docs if d["video"] in problems]
+    if bad and not skip:
+        first = bad[0]["video"]
+        raise DataRootError(f"{what}: {len(bad)} of {len(docs)} items have a missing or empty video under {folder}, "
+                            f"first {first} ({problems[first]}); set {env_var} to the release folder, or "
+                            f"{SKIP_MISSING_ENV}=1 (skip_bad_videos=true) to evaluate without them")
+    kept = [d for d in docs if d["video"] not in problems]
+    if not kept:
+        first = bad[0]["video"]
+        raise DataRootError(f"{what}: no usable video under {folder} (first: {first}, {problems[first]}); set {env_var}")
+    if bad:
+        log.warning("%s: %d of %d items left out (%s): their video is missing, empty or corrupt (first: %s, %s)",
+                    what, len(bad), len(docs), SKIP_MISSING_ENV, bad[0]["video"], problems[bad[0]["video"]])
+    return [{**d, SKIPPED_FIELD: len(bad)} for d in kept]
 
 
 @functools.lru_cache(maxsize=4096)
@@ -142,17 +158,25 @@ def _probe(path: str, size: int, mtime: float) -> str | None:
         return f"{type(err).__name__}: {err}"
 
 
-def checked_video(path: str, what: str = "video") -> str:
-    """The path, after making sure the file exists, is not empty and decodes (else `VideoFileError`)."""
+def video_problem(path: str, decode: bool = True) -> str | None:
+    """None for a usable video, else what is wrong: "not found", "empty", "corrupt or unreadable (why)"."""
     try:
         stat = os.stat(path)
     except OSError:
-        raise VideoFileError(f"{what}: video file not found: {path}") from None
+        return "not found"
     if stat.st_size == 0:
-        raise VideoFileError(f"{what}: video file is empty: {path}")
-    problem = _probe(path, stat.st_size, stat.st_mtime)
+        return "empty"
+    problem = _probe(path, stat.st_size, stat.st_mtime) if decode else None
+    return f"corrupt or unreadable ({problem})" if problem else None
+
+
+def checked_video(path: str, what: str = "video") -> str:
+    """The path, after making sure the file exists, is not empty and decodes (else `VideoFileError`)."""
+    problem = video_problem(path)
     if problem:
-        raise VideoFileError(f"{what}: video file is corrupt or unreadable: {path} ({problem})")
+        kind, _, detail = problem.partition(" (")
+        raise VideoFileError(f"{what}: video file {'' if kind == 'not found' else 'is '}{kind}: {path}"
+                             + (f" ({detail}" if detail else ""))
     return path
 
 
@@ -174,28 +198,62 @@ def to_dataset(docs: list[dict]):
 # --------------------------------------------------------------------------- aggregation
 
 
-def _value(item: Any) -> float:
+def _value(item: Any, key: str = "score") -> float:
     if isinstance(item, dict):
-        item = item.get("score", NAN)
+        item = item.get(key, NAN)
     try:
         return float(item)
     except (TypeError, ValueError):
         return NAN
 
 
+def _mean(values: list[float]) -> float:
+    return sum(values) / len(values) if values else NAN
+
+
 def mean_scored(items: list) -> float:
-    """Mean over the items that were scored (None = not applicable, NaN = not judged); NaN when none were."""
-    values = [v for v in map(_value, items) if not math.isnan(v)]
-    return sum(values) / len(values) if values else NAN
+    """Mean over the items that were scored (None = not applicable, NaN = not scored); NaN when none were."""
+    return _mean([v for v in map(_value, items) if not math.isnan(v)])
 
 
-def mean_all(items: list) -> float:
-    """Mean over every applicable item (None skipped); NaN if any is NaN (a pooled score needs all its parts)."""
-    values = [_value(i) for i in items if i is not None]
-    return sum(values) / len(values) if values else NAN
+def mean_judged(items: list) -> float:
+    """A judged metric (items: scores, or dicts with ``score`` and ``failed``; None = not applicable).
+
+    A failed judgement counts 0 (lmms-eval's rule; ``judge_failures`` counts it), but when every
+    judgement failed nothing was measured: NaN. NaN too when any item is unjudged (no judge configured:
+    a pooled score needs all its parts).
+    """
+    items = [i for i in items if i is not None]
+    values = [_value(i) for i in items]
+    if not values or any(math.isnan(v) for v in values):
+        return NAN
+    judged = [_value(i, "failed") for i in items if isinstance(i, dict) and "failed" in i]
+    if judged and all(f == 1.0 for f in judged):
+        return NAN
+    return _mean(values)
+
+
+def mean_release(items: list) -> float:
+    """The SToP release's mean: over the items it keeps (dicts: their ``release`` value, None = dropped,
+    i.e. a failed judgement; plain numbers count as they are). NaN when none is kept, when any is
+    unjudged (no judge), or when every judgement failed (a pooled mean would silently lose its judged part)."""
+    items = [i for i in items if i is not None]
+    judged = [_value(i, "failed") for i in items if isinstance(i, dict) and "failed" in i]
+    if judged and all(f == 1.0 for f in judged):
+        return NAN
+    values = [i.get("release") if isinstance(i, dict) else i for i in items]
+    values = [v for v in values if v is not None]
+    if any(_value(v) != _value(v) for v in values):  # NaN: no judge
+        return NAN
+    return _mean([float(v) for v in values])
 
 
 def total(items: list) -> float:
     """Sum of the scored items (judge failures); NaN when nothing was judged."""
     values = [v for v in map(_value, items) if not math.isnan(v)]
     return float(sum(values)) if values else NAN
+
+
+def skipped(items: list) -> float:
+    """The ``skipped`` metric: items of the task left out for a bad video (each doc carries the count)."""
+    return float(max((int(i) for i in items if i is not None), default=0))

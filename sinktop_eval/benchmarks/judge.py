@@ -1,29 +1,34 @@
-"""The LLM judge: one OpenAI-compatible chat-completions client for every judged metric.
+"""The LLM judge: one OpenAI-SDK client for every judged metric, and a disk cache of usable judgements.
 
 Configuration (a `JudgeConfig`, or the environment when none was given with `configure`):
 
-    SINKTOP_JUDGE_URL     endpoint: a base URL (".../v1") or the full ".../v1/chat/completions"
-    SINKTOP_JUDGE_KEY     bearer token (optional for local servers)
-    SINKTOP_JUDGE_MODEL   model name sent to the endpoint
-                          (with SINKTOP_JUDGE_URL unset, lmms-eval's OPENAI_API_URL / OPENAI_API_KEY /
-                          MODEL_VERSION are used when OPENAI_API_URL is set)
-    SINKTOP_CACHE         cache root (default ~/.cache/sinktop_eval); replies live under <root>/judge/
-    SINKTOP_JUDGE_RETRIES retries after the first attempt (default 4)
-    SINKTOP_JUDGE_BACKOFF first retry delay in seconds, doubled each retry (default 2, capped at 60)
-    SINKTOP_JUDGE_TIMEOUT seconds per HTTP request (default 60)
+    SINKTOP_JUDGE_URL      an OpenAI-compatible API: its base URL (".../v1"; ".../v1/chat/completions" is accepted)
+    SINKTOP_JUDGE_KEY      API key (optional for local servers; OPENAI_API_KEY is never read, so a key only
+                           goes to the URL it was given for)
+    SINKTOP_JUDGE_MODEL    model name sent to the endpoint
+    SINKTOP_JUDGE_RETRIES  retries after the first attempt (default 4)
+    SINKTOP_JUDGE_TIMEOUT  seconds per request (default 60)
+    SINKTOP_CACHE          cache root (default ~/.cache/sinktop_eval); judgements live under <root>/judge/
 
-The judge counts as configured when it has a URL and a model. Replies are cached on disk by
-(model, messages), so re-scoring the same predictions makes no HTTP call. A call that still fails
-after its retries returns ``JudgeReply(ok=False)``: tasks score it 0 and count it in their
-``judge_failures`` metric (it is never dropped). Without a configured judge, tasks report judge
-metrics as NaN and `warn_no_judge` logs one warning per run.
+The judge counts as configured when it has a URL and a model.
 
-lmms-eval's built-in VideoChatGPT tasks talk to their judge through ``OPENAI_API_URL``,
-``OPENAI_API_KEY`` and ``MODEL_VERSION``, read when their module is imported: call `export_vcg_env`
-before those tasks are loaded so they use the same endpoint.
+Transport, retries, backoff and timeouts are the OpenAI SDK's: it retries connection errors, timeouts,
+408, 409, 429 and 5xx with exponential backoff (honouring Retry-After); any other 4xx (bad request, bad
+key, unknown model) fails at once.
 
-Judge replies are parsed with regular expressions only (`parse_score`, `parse_verdict`): no
-``eval``, no ``ast.literal_eval``. Standard library only.
+Request parameters: chat models get ``temperature=0`` and ``max_tokens``. Reasoning models (gpt-5*, o1*,
+o3*, o4*; or ``JudgeConfig(reasoning=True)``) reject both with HTTP 400, so they get
+``max_completion_tokens = max_tokens + reasoning_tokens`` (their hidden reasoning counts against that cap)
+and no temperature.
+
+The cache is keyed by (base URL, model, messages, request parameters) and holds only replies the caller's
+``parse`` accepted: a reply it rejects (None) is a failure like an HTTP error (``JudgeReply(ok=False)``),
+is not cached, and is asked again by the next scoring (``rescore=true``); a cached one costs no request.
+Tasks score a failed judgement 0 and count it in ``judge_failures``; a judged metric whose every
+judgement failed is NaN. Without a configured judge, judged metrics are NaN and `warn_no_judge` logs
+one warning per run.
+
+Replies are read with regular expressions only (`parse_score`, `parse_verdict`): nothing is evaluated.
 """
 from __future__ import annotations
 
@@ -33,37 +38,27 @@ import logging
 import math
 import os
 import re
-import sys
-import tempfile
 import threading
 import time
-import urllib.error
-import urllib.request
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
 from ..files import CACHE_ENV as ENV_CACHE
-from ..files import cache_root
+from ..files import atomic_write_text, cache_root
 
 log = logging.getLogger(__name__)
 
 ENV_URL, ENV_KEY, ENV_MODEL = "SINKTOP_JUDGE_URL", "SINKTOP_JUDGE_KEY", "SINKTOP_JUDGE_MODEL"
-ENV_RETRIES, ENV_BACKOFF, ENV_TIMEOUT = "SINKTOP_JUDGE_RETRIES", "SINKTOP_JUDGE_BACKOFF", "SINKTOP_JUDGE_TIMEOUT"
+ENV_RETRIES, ENV_TIMEOUT = "SINKTOP_JUDGE_RETRIES", "SINKTOP_JUDGE_TIMEOUT"
 CHAT_PATH = "/chat/completions"
-# statuses a retry cannot fix (bad request, bad key, no such model/endpoint)
-NON_RETRYABLE = frozenset({400, 401, 403, 404, 422})
-MISSING = float("nan")  # how a judge metric reads when there is no judge
+REASONING_PREFIXES = ("gpt-5", "o1", "o3", "o4")  # model families that take max_completion_tokens, no temperature
 
 
-class JudgeError(RuntimeError):
-    """One failed attempt (HTTP error, unreachable endpoint, malformed response)."""
-
-    def __init__(self, message: str, status: int | None = None, retry_after: float | None = None):
-        super().__init__(message)
-        self.status = status
-        self.retry_after = retry_after
+def is_reasoning_model(model: str | None) -> bool:
+    """gpt-5*, o1*, o3*, o4* (a "provider/" prefix is ignored)."""
+    return bool(model) and model.rsplit("/", 1)[-1].lower().startswith(REASONING_PREFIXES)
 
 
 @dataclass(frozen=True)
@@ -71,38 +66,52 @@ class JudgeConfig:
     url: str | None = None
     key: str | None = None
     model: str | None = None
-    cache_dir: Path | None = None  # None: <SINKTOP_CACHE>/judge; use_cache=False disables it
-    retries: int = 4
-    backoff_s: float = 2.0
-    max_backoff_s: float = 60.0
-    timeout_s: float = 60.0
-    max_tokens: int = 256
-    temperature: float = 0.0
+    cache_dir: Path | None = None  # None: <SINKTOP_CACHE>/judge; use_cache=False disables the cache
     use_cache: bool = True
+    retries: int = 4
+    timeout_s: float = 60.0
+    max_tokens: int = 256  # per reply, when the caller gives none
+    reasoning: bool | None = None  # None: decided by the model name (is_reasoning_model)
+    reasoning_tokens: int = 4096  # extra completion budget of a reasoning model
 
     @property
     def configured(self) -> bool:
         return bool(self.url and self.model)
 
     @property
-    def endpoint(self) -> str | None:
-        """The full chat-completions URL (".../v1" gets "/chat/completions" appended)."""
+    def base_url(self) -> str | None:
+        """The API root the SDK wants (".../v1"); a full chat-completions URL loses its suffix."""
         if not self.url:
             return None
         url = self.url.strip().rstrip("/")
-        return url if url.endswith(CHAT_PATH) else url + CHAT_PATH
+        return url[: -len(CHAT_PATH)] if url.endswith(CHAT_PATH) else url
+
+    @property
+    def endpoint(self) -> str | None:
+        """The chat-completions URL requests go to (for messages and logs)."""
+        return self.base_url + CHAT_PATH if self.url else None
+
+    @property
+    def is_reasoning(self) -> bool:
+        return is_reasoning_model(self.model) if self.reasoning is None else self.reasoning
 
     @property
     def cache_path(self) -> Path:
         return Path(self.cache_dir).expanduser() if self.cache_dir else cache_root() / "judge"
+
+    def request_params(self, max_tokens: int | None = None) -> dict[str, Any]:
+        """The sampling parameters of one request, in the family the model accepts."""
+        tokens = max_tokens or self.max_tokens
+        if self.is_reasoning:
+            return {"max_completion_tokens": tokens + self.reasoning_tokens}
+        return {"temperature": 0.0, "max_tokens": tokens}
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None, **overrides: Any) -> JudgeConfig:
         environ = os.environ if environ is None else environ
         values: dict[str, Any] = {"url": environ.get(ENV_URL) or None, "key": environ.get(ENV_KEY) or None,
                                   "model": environ.get(ENV_MODEL) or None}
-        for env, name, cast in ((ENV_RETRIES, "retries", int), (ENV_BACKOFF, "backoff_s", float),
-                                (ENV_TIMEOUT, "timeout_s", float)):
+        for env, name, cast in ((ENV_RETRIES, "retries", int), (ENV_TIMEOUT, "timeout_s", float)):
             if environ.get(env):
                 try:
                     values[name] = cast(environ[env])
@@ -110,18 +119,8 @@ class JudgeConfig:
                     raise ValueError(f"{env}={environ[env]!r} is not a number") from err
         if environ.get(ENV_CACHE):
             values["cache_dir"] = Path(environ[ENV_CACHE]).expanduser() / "judge"
-        explicit = {k: v for k, v in overrides.items() if v is not None}
-        if not (explicit.get("url") or values["url"]) and environ.get("OPENAI_API_URL"):
-            # only lmms-eval's VCG variables are set: use that judge everywhere (its key goes to its URL only)
-            values.update(url=environ["OPENAI_API_URL"], key=values["key"] or environ.get("OPENAI_API_KEY") or None,
-                          model=values["model"] or environ.get("MODEL_VERSION") or None)
-        values.update(explicit)
+        values.update({k: v for k, v in overrides.items() if v is not None})
         return cls(**values)
-
-    def describe(self) -> dict[str, Any]:
-        """For logs and run records: everything but the key."""
-        return {"url": self.endpoint, "model": self.model, "key": "***" if self.key else None,
-                "retries": self.retries, "cache": str(self.cache_path) if self.use_cache else None}
 
 
 _state_lock = threading.Lock()
@@ -172,7 +171,7 @@ def reset() -> None:
         _warned_no_judge = False
 
 
-JUDGED_METRICS = "judge metrics (EventHallusion desc_acc/overall_acc, VideoChatGPT ci/do/cu/tu/co, judge_failures)"
+JUDGED_METRICS = "judge metrics (EventHallusion desc/overall, VideoChatGPT ci/do/cu/tu/co, judge_failures)"
 
 
 def warn_no_judge(what: str = JUDGED_METRICS) -> bool:
@@ -193,17 +192,17 @@ def warn_no_judge(what: str = JUDGED_METRICS) -> bool:
 
 @dataclass
 class JudgeReply:
-    text: str | None
-    ok: bool
-    cached: bool = False
-    attempts: int = 0
+    text: str | None  # the reply as sent (None when no reply came)
+    ok: bool  # a reply came and ``parse`` accepted it
     error: str | None = None
+    cached: bool = False
+    value: Any = None  # what ``parse`` read from the reply
 
 
 @dataclass
 class JudgeStats:
     calls: int = 0
-    http_requests: int = 0
+    requests: int = 0  # SDK calls (each may retry internally)
     cache_hits: int = 0
     failures: int = 0
     lock: threading.Lock = field(default_factory=threading.Lock, repr=False, compare=False)
@@ -214,31 +213,40 @@ class JudgeStats:
                 setattr(self, name, getattr(self, name) + value)
 
 
-def cache_key(model: str, messages: list[dict]) -> str:
-    blob = json.dumps([model, messages], sort_keys=True, ensure_ascii=False, separators=(",", ":"))
+def _any_text(text: str) -> str | None:
+    return text if text.strip() else None
+
+
+def cache_key(config: JudgeConfig, messages: list[dict], params: Mapping[str, Any]) -> str:
+    blob = json.dumps([config.base_url, config.model, messages, dict(params)], sort_keys=True, ensure_ascii=False,
+                      separators=(",", ":"))
     return hashlib.sha256(blob.encode("utf-8")).hexdigest()
 
 
-def _message_text(content: Any) -> str:
-    """A message's content as text (plain string, or a list of {"type": "text", "text": ...} parts)."""
-    if isinstance(content, str):
-        return content
-    if isinstance(content, list):
-        return "".join(part.get("text", "") for part in content if isinstance(part, dict))
-    return ""
+def _error_text(err: Exception, where: str | None) -> str:
+    import openai
+
+    if isinstance(err, openai.APIStatusError):
+        return f"HTTP {err.status_code} from {where}"
+    if isinstance(err, openai.APIConnectionError):  # refused, unreachable, timed out (after the SDK's retries)
+        return f"cannot reach {where}: {err}"
+    return f"malformed response from {where}: {type(err).__name__}: {err}"
 
 
 class JudgeClient:
-    """Chat completions with an on-disk cache, retries with exponential backoff, and failure accounting."""
+    """Chat completions through the OpenAI SDK, with the cache of usable judgements and failure accounting."""
 
-    def __init__(self, config: JudgeConfig, sleep=time.sleep) -> None:
+    def __init__(self, config: JudgeConfig) -> None:
         if not config.configured:
             raise ValueError(f"the judge needs a URL and a model (set {ENV_URL} and {ENV_MODEL})")
+        from openai import OpenAI
+
         self.config = config
         self.stats = JudgeStats()
-        self._sleep = sleep
+        # a placeholder key for servers that need none (the SDK would otherwise read OPENAI_API_KEY)
+        self._sdk = OpenAI(base_url=config.base_url, api_key=config.key or "none", timeout=config.timeout_s,
+                           max_retries=config.retries)
 
-    # cache -------------------------------------------------------------------------------
     def _cache_file(self, key: str) -> Path:
         return self.config.cache_path / key[:2] / f"{key}.json"
 
@@ -247,105 +255,64 @@ class JudgeClient:
             return None
         path = self._cache_file(key)
         try:
-            record = json.loads(path.read_text(encoding="utf-8"))
-            return record["text"] if isinstance(record.get("text"), str) else None
+            text = json.loads(path.read_text(encoding="utf-8"))["text"]
+            return text if isinstance(text, str) else None
         except FileNotFoundError:
             return None
-        except (OSError, ValueError, KeyError, AttributeError):
+        except (OSError, ValueError, KeyError, TypeError):
             log.warning("ignoring unreadable judge cache entry %s", path)
             return None
 
-    def _cache_put(self, key: str, messages: list[dict], text: str) -> None:
+    def _cache_put(self, key: str, record: dict) -> None:
         if not self.config.use_cache:
             return
-        path = self._cache_file(key)
         try:
-            path.parent.mkdir(parents=True, exist_ok=True)
-            record = {"model": self.config.model, "messages": messages, "text": text, "time": time.time()}
-            fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".tmp-", suffix=".json")
-            with os.fdopen(fd, "w", encoding="utf-8") as handle:
-                json.dump(record, handle, ensure_ascii=False)
-            os.replace(tmp, path)
+            atomic_write_text(self._cache_file(key), json.dumps(record, ensure_ascii=False, default=str))
         except OSError as err:  # a cache that cannot be written costs money later, not correctness now
-            log.warning("could not write judge cache %s: %s", path, err)
+            log.warning("could not write judge cache %s: %s", self._cache_file(key), err)
 
-    # HTTP --------------------------------------------------------------------------------
-    def _post(self, messages: list[dict], max_tokens: int) -> str:
-        payload = {"model": self.config.model, "messages": messages, "temperature": self.config.temperature,
-                   "max_tokens": max_tokens}
-        headers = {"Content-Type": "application/json"}
-        if self.config.key:
-            headers["Authorization"] = f"Bearer {self.config.key}"
-        request = urllib.request.Request(self.config.endpoint, data=json.dumps(payload).encode("utf-8"),
-                                         headers=headers, method="POST")
-        self.stats.add(http_requests=1)
-        try:
-            with urllib.request.urlopen(request, timeout=self.config.timeout_s) as response:
-                body = response.read()
-        except urllib.error.HTTPError as err:
-            retry_after = None
-            if err.headers and err.headers.get("Retry-After", "").strip().replace(".", "", 1).isdigit():
-                retry_after = float(err.headers["Retry-After"])
-            raise JudgeError(f"HTTP {err.code} from {self.config.endpoint}", status=err.code,
-                             retry_after=retry_after) from None
-        except (urllib.error.URLError, OSError) as err:  # refused, unreachable, timeout
-            reason = getattr(err, "reason", err)
-            raise JudgeError(f"cannot reach {self.config.endpoint}: {reason}") from None
-        try:
-            data = json.loads(body)
-            text = _message_text(data["choices"][0]["message"]["content"])
-        except (ValueError, KeyError, IndexError, TypeError):
-            raise JudgeError(f"malformed response from {self.config.endpoint}: {body[:200]!r}") from None
-        if not text.strip():
-            raise JudgeError(f"empty reply from {self.config.endpoint}")
-        return text.strip()
-
-    def delay(self, retry: int, retry_after: float | None = None) -> float:
-        """Seconds to wait before retry number ``retry`` (0-based): backoff * 2**retry, capped."""
-        wait = min(self.config.backoff_s * (2**retry), self.config.max_backoff_s)
-        if retry_after is not None:
-            wait = max(wait, min(retry_after, self.config.max_backoff_s))
-        return wait
-
-    def chat(self, messages: list[dict], max_tokens: int | None = None) -> JudgeReply:
-        """One judgement. Never raises for endpoint trouble: a final failure is ``ok=False`` with its error."""
+    def chat(self, messages: list[dict], max_tokens: int | None = None,
+             parse: Callable[[str], Any] | None = None) -> JudgeReply:
+        """One judgement; never raises for endpoint trouble. ``parse(text)`` reads the reply: None means the
+        reply is unusable (a failure, not cached). Default: any non-empty text is usable."""
+        parse = parse or _any_text
         self.stats.add(calls=1)
-        key = cache_key(self.config.model, messages)
+        params = self.config.request_params(max_tokens)
+        key = cache_key(self.config, messages, params)
         cached = self._cache_get(key)
         if cached is not None:
-            self.stats.add(cache_hits=1)
-            return JudgeReply(text=cached, ok=True, cached=True)
-        error = None
-        attempts = 0
-        for attempt in range(self.config.retries + 1):
-            attempts = attempt + 1
-            try:
-                text = self._post(messages, max_tokens or self.config.max_tokens)
-            except JudgeError as err:
-                error = str(err)
-                if err.status in NON_RETRYABLE or attempt == self.config.retries:
-                    break
-                wait = self.delay(attempt, err.retry_after)
-                log.info("judge attempt %d/%d failed (%s); retrying in %.2fs", attempts, self.config.retries + 1,
-                         err, wait)
-                self._sleep(wait)
-                continue
-            self._cache_put(key, messages, text)
-            return JudgeReply(text=text, ok=True, attempts=attempts)
-        self.stats.add(failures=1)
-        log.error("judge failed after %d attempt(s): %s", attempts, error)
-        return JudgeReply(text=None, ok=False, attempts=attempts, error=error)
+            value = parse(cached)
+            if value is not None:  # re-read: a parser that got stricter ignores what it no longer accepts
+                self.stats.add(cache_hits=1)
+                return JudgeReply(text=cached, ok=True, cached=True, value=value)
+        self.stats.add(requests=1)
+        text = None
+        try:
+            completion = self._sdk.chat.completions.create(model=self.config.model, messages=messages, **params)
+            text = (completion.choices[0].message.content or "").strip()
+            value = parse(text) if text else None
+            error = None if value is not None else f"unusable judge reply: {text[:200]!r}"
+        except Exception as err:  # noqa: BLE001 - SDK errors and malformed bodies alike are a failed judgement
+            value, error = None, _error_text(err, self.config.endpoint)
+        if error is not None:
+            self.stats.add(failures=1)
+            log.error("judge failed: %s", error)
+            return JudgeReply(text=text, ok=False, error=error)
+        self._cache_put(key, {"url": self.config.base_url, "model": self.config.model, "messages": messages,
+                              "params": params, "text": text, "value": value, "time": time.time()})
+        return JudgeReply(text=text, ok=True, value=value)
 
-    def ask(self, prompt: str, system: str | None = None, max_tokens: int | None = None) -> JudgeReply:
+    def ask(self, prompt: str, system: str | None = None, max_tokens: int | None = None,
+            parse: Callable[[str], Any] | None = None) -> JudgeReply:
         messages = ([{"role": "system", "content": system}] if system else []) + [{"role": "user", "content": prompt}]
-        return self.chat(messages, max_tokens=max_tokens)
+        return self.chat(messages, max_tokens=max_tokens, parse=parse)
 
 
-# --------------------------------------------------------------------------- parsing replies
+# --------------------------------------------------------------------------- reading replies
 
 _SCORE = re.compile(r"""["']?\bscore\b["']?\s*[:=]\s*["']?(-?\d+(?:\.\d+)?)""", re.IGNORECASE)
 _NUMBER_ONLY = re.compile(r"^\s*(-?\d+(?:\.\d+)?)\s*[.!]?\s*$")
-_VERDICT = re.compile(r"\b(yes|no)\b", re.IGNORECASE)
+_MARKDOWN = re.compile(r"[*_`#>]+")
 
 
 def parse_score(text: str | None, low: float = 0.0, high: float = 5.0) -> float | None:
@@ -360,63 +327,16 @@ def parse_score(text: str | None, low: float = 0.0, high: float = 5.0) -> float 
 
 
 def parse_verdict(text: str | None) -> bool | None:
-    """A referee's yes/no: True for "Yes, ...", False for "**No**. ...", None when neither is said.
+    """A referee's verdict by EventHallusion's rule: Markdown removed, lower-cased, then the reply *starts*
+    with "yes" (True) or "no" (False); anything else is no verdict (None).
 
-    The first word decides (Markdown and punctuation removed); a reply that does not start with
-    yes/no is read by its first stand-alone "yes" or "no".
+    "**Yes**, ..." and "yes—definitely" are yes; "I cannot say yes or no" and "The answer: yes" are None.
     """
     if not text:
         return None
-    cleaned = re.sub(r"[*_`#>]+", " ", text).strip().lower()
-    first = cleaned.split(maxsplit=1)[0].strip(".,:;!?\"'()[]") if cleaned else ""
-    if first in ("yes", "no"):
-        return first == "yes"
-    match = _VERDICT.search(cleaned)
-    return None if match is None else match.group(1).lower() == "yes"
-
-
-# --------------------------------------------------------------------------- lmms-eval's VCG judge
-
-VCG_MODULE = "lmms_eval.tasks.videochatgpt.utils"
-
-
-def vcg_env(config: JudgeConfig | None = None) -> dict[str, str]:
-    """The variables lmms-eval's VideoChatGPT judge reads, for a configured judge ({} otherwise)."""
-    config = config or active_config()
-    if not config.configured:
-        return {}
-    return {"API_TYPE": "openai", "OPENAI_API_URL": config.endpoint, "OPENAI_API_KEY": config.key or "EMPTY",
-            "MODEL_VERSION": config.model}
-
-
-def sync_vcg_module(module: Any, config: JudgeConfig | None = None) -> bool:
-    """Point an imported lmms-eval VideoChatGPT utils module at our judge (it reads its env at import)."""
-    config = config or active_config()
-    if not config.configured:
+    cleaned = _MARKDOWN.sub("", text).strip().lower()
+    if cleaned.startswith("yes"):
+        return True
+    if cleaned.startswith("no"):
         return False
-    module.API_URL = config.endpoint
-    module.API_KEY = config.key or "EMPTY"
-    module.headers = {"Authorization": f"Bearer {module.API_KEY}", "Content-Type": "application/json"}
-    module.GPT_EVAL_MODEL_NAME = config.model
-    module.NUM_SECONDS_TO_SLEEP = config.backoff_s
-    return True
-
-
-def export_vcg_env(config: JudgeConfig | None = None, environ: dict | None = None) -> dict[str, str]:
-    """Export our judge as OPENAI_API_URL / OPENAI_API_KEY / MODEL_VERSION for lmms-eval's VCG tasks.
-
-    Call before the tasks load (lmms-eval reads these when it imports the task module); an already
-    imported ``lmms_eval.tasks.videochatgpt.utils`` is updated too. Returns what was exported ({} when
-    no judge is configured: the built-in tasks would then call OpenAI with a placeholder key, retry
-    5 x 5 s per call and score 0, so skip them or use the sinktop_vcg_* tasks).
-    """
-    environ = os.environ if environ is None else environ
-    config = config or active_config()
-    values = vcg_env(config)
-    if not values:
-        log.info("export_vcg_env: no judge configured (%s, %s); nothing exported", ENV_URL, ENV_MODEL)
-        return {}
-    environ.update(values)
-    if VCG_MODULE in sys.modules:
-        sync_vcg_module(sys.modules[VCG_MODULE], config)
-    return values
+    return None

@@ -75,7 +75,9 @@ class StopConfig:
 @dataclass
 class TasksConfig:
     name: str = MISSING
-    benchmarks: dict[str, Any] = MISSING  # benchmark id (as in the paper tables) -> lmms-eval task or list of tasks
+    # benchmark id (as in the paper tables) -> lmms-eval task or list of tasks; "group/subgroup" names a group
+    # that a listed group contains (evaluated once, through its parent)
+    benchmarks: dict[str, Any] = MISSING
     data_root: Optional[str] = None  # the set's own data (builtin:smoke = the synthetic benchmark)
 
 
@@ -105,6 +107,7 @@ class RunConfig:
     seed: int = 0
     limit: Optional[float] = None  # samples per task: an integer >= 1 or a fraction in (0, 1); None = all
     max_new_tokens: Optional[int] = None  # cap on the task's own max_new_tokens
+    skip_bad_videos: bool = False  # evaluate without items whose video is missing, empty or corrupt (counted: skipped)
     force: bool = False  # re-run a finished combination (the old run is moved aside)
     rescore: bool = False  # re-score a finished combination from its saved answers, no generation
     output_dir: str = "results/runs"
@@ -226,11 +229,13 @@ class TaskSet:
 
     @property
     def names(self) -> tuple[str, ...]:
-        return tuple(dict.fromkeys(t for tasks in self.benchmarks.values() for t in tasks))
+        """What lmms-eval evaluates: the listed tasks and groups ("group/subgroup" through its group)."""
+        return tuple(dict.fromkeys(t.split("/")[0] for tasks in self.benchmarks.values() for t in tasks))
 
     @property
     def benchmark_of(self) -> dict[str, str]:
-        return {task: bench for bench, tasks in self.benchmarks.items() for task in tasks}
+        """Task or group name (as lmms-eval reports it) -> benchmark id."""
+        return {task.split("/")[-1]: bench for bench, tasks in self.benchmarks.items() for task in tasks}
 
 
 @dataclass(frozen=True)
@@ -253,12 +258,15 @@ class RunSpec:
         return {"backbone": combo["backbone"], "checkpoint": combo["checkpoint"], "dtype": self.dtype,
                 **{k: combo[k] for k in ("pruner", "pruner_settings", "stop", "mu_s", "mu_t", "gamma", "ratio")},
                 "frames": self.config.frames, "seed": self.config.seed, "limit": self.limit,
-                "max_new_tokens": self.config.max_new_tokens, "tasks": list(self.tasks.names)}
+                "max_new_tokens": self.config.max_new_tokens, "tasks": list(self.tasks.names),
+                # only when on, so the ids of full runs stay what they were
+                **({"skip_bad_videos": True} if self.config.skip_bad_videos else {})}
 
     @property
     def run_id(self) -> str:
         digest = hashlib.sha1(json.dumps(self.identity(), sort_keys=True, default=str).encode()).hexdigest()[:8]
         limit = f"_limit{self.limit:g}" if self.limit is not None else ""
+        limit += "_skipbad" if self.config.skip_bad_videos else ""  # never mistaken for a run over the full set
         combo = self.combination
         return (f"{Path(combo.backbone).name}_{combo.pruner.name}_stop-{combo.stop}_r{combo.ratio:g}_"
                 f"{self.tasks.name}{limit}_{digest}")

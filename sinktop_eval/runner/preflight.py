@@ -13,14 +13,14 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 
 from ..benchmarks import judge
-from ..benchmarks.common import BUILTIN_SMOKE, DATA_ROOT_ENV
+from ..benchmarks.common import BUILTIN_SMOKE, DATA_ROOT_ENV, SKIP_MISSING_ENV
 from ..files import first_line
 from ..resources import TASKS_DIR
 from .config import ConfigError, RunSpec
 
 # what preparing a run may set in os.environ (restored afterwards, so sweep jobs do not leak into each other)
-RUN_ENV_KEYS = ("SINKTOP_DATA_ROOT", "HF_HOME", "API_TYPE", "OPENAI_API_URL", "OPENAI_API_KEY", "MODEL_VERSION")
-# lmms-eval's VideoChatGPT tasks: without a judge they retry every call 5 x 5 s and then score 0
+RUN_ENV_KEYS = ("SINKTOP_DATA_ROOT", "HF_HOME", SKIP_MISSING_ENV)
+# lmms-eval's own VideoChatGPT tasks post to their judge themselves (sinktop_videochatgpt_* use ours)
 BUILTIN_JUDGED_PREFIX = "videochatgpt_"
 
 
@@ -59,17 +59,16 @@ def leaf_task_names(task_dict: dict) -> list[str]:
 
 
 def configure_judge(spec: RunSpec) -> judge.JudgeConfig:
-    """The run's judge: config values over SINKTOP_JUDGE_*; exported to lmms-eval's VCG tasks too."""
+    """The run's judge: config values over SINKTOP_JUDGE_* (every judged task of ours uses it)."""
     settings = spec.config.judge
     config = judge.configure(judge.JudgeConfig.from_env(url=settings.url, key=settings.key, model=settings.model))
     judge.new_run()
-    judge.export_vcg_env(config)
     return config
 
 
 def check_judge_reachable(config: judge.JudgeConfig) -> None:
     """One uncached request: a wrong URL or key fails now, not after hours of generation."""
-    probe = judge.JudgeClient(replace(config, use_cache=False, retries=1, backoff_s=1.0, timeout_s=20.0))
+    probe = judge.JudgeClient(replace(config, use_cache=False, retries=1, timeout_s=20.0))
     reply = probe.ask("Reply with the single word OK.", max_tokens=4)
     if not reply.ok:
         raise ConfigError(f"judge unreachable at {config.endpoint} (model {config.model}); fix judge.url / "
@@ -85,6 +84,7 @@ def prepare_task_environment(spec: RunSpec) -> TaskEnvironment:
         os.environ[DATA_ROOT_ENV] = data_root if data_root == BUILTIN_SMOKE else str(Path(data_root).expanduser().resolve())
     # lmms-eval's built-in video tasks resolve their video folders from HF_HOME (and misbehave without it)
     os.environ.setdefault("HF_HOME", str(Path("~/.cache/huggingface").expanduser()))
+    os.environ[SKIP_MISSING_ENV] = "1" if spec.config.skip_bad_videos else "0"  # the run's setting, not the shell's
     config = configure_judge(spec)
 
     manager = TaskManager(include_path=[str(TASKS_DIR)])
@@ -101,12 +101,12 @@ def prepare_task_environment(spec: RunSpec) -> TaskEnvironment:
                              "lmms-eval's built-in tasks (open_ended, mcqa) fetch their datasets from the HF hub into "
                              "$HF_HOME: run once with network (and a token for gated sets), or choose tasks whose "
                              "data is local (hallucination, compositional, open_ended_local, smoke)") from err
+    if any(name.startswith(BUILTIN_JUDGED_PREFIX) for name in leaves):
+        raise ConfigError(f"tasks {list(spec.tasks.names)} include lmms-eval's own VideoChatGPT tasks, whose judge "
+                          "code bypasses sinktop's judge (no cache, its own endpoint variables, failures scored 0); use "
+                          "sinktop_videochatgpt_gen/_temporal/_consistency (task set open_ended) instead")
     if config.configured:
         check_judge_reachable(config)
-    elif any(name.startswith(BUILTIN_JUDGED_PREFIX) for name in leaves):
-        raise ConfigError(f"tasks {list(spec.tasks.names)} include lmms-eval's VideoChatGPT tasks, which need an LLM judge; "
-                          "set judge.url and judge.model (or SINKTOP_JUDGE_URL / SINKTOP_JUDGE_MODEL), or use "
-                          "tasks=open_ended_local, which reports judge metrics as missing without one")
     return TaskEnvironment(judge_model=config.model if config.configured else None, task_manager=manager)
 
 

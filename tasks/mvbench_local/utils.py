@@ -86,7 +86,9 @@ def process_results(doc, results):
     prediction = str(results[0]) if results else ""
     picked = parse_choice(prediction, list(doc["candidates"]))
     return {"acc": {"score": 100.0 if picked == doc["answer_letter"] else 0.0, "picked": picked,
-                    "answer": doc["answer_letter"], "task": doc["task"]}}
+                    "answer": doc["answer_letter"], "task": doc["task"]},
+            "skipped": doc.get(common.SKIPPED_FIELD, 0)}
 
 
 mean_scored = common.mean_scored
+skipped = common.skipped

@@ -9,9 +9,14 @@ not at those paths is looked up by file name anywhere below activitynet_video/ o
 Each item is shown only its query window: ``query_video/start_time`` .. ``query_video/end_time``, stored
 in microseconds (divided by common.MICROSECONDS_PER_SECOND; SToP reads them the same way) and taken as absolute
 times in the video. ``doc_to_visual`` returns ``[{"path", "start", "end"}]`` (seconds).
-The prompt is the item's ``question`` (which lists the options, "(A) ... (B) ...") plus an instruction
-to answer with the letter; a reply is read by `sinktop_eval.answers.parse_choice` (letter or option
-text) and is correct when it picks ``answer``. Metric: <source>_acc (percent), one task per source.
+The prompt is the item's ``question`` verbatim (it lists the options, "(A) ... (B) ..."), as both the
+official evaluation and the SToP release send it; a reply is read by
+`sinktop_eval.benchmarks.answers.parse_choice` (letter or option text) and is correct when it picks
+``answer``. Metrics: <source>_acc (percent), one task per source; skipped (items left out for a bad video).
+
+The SToP release samples its frames over the whole video instead of the query window (its LLaVA loader
+is never given the window); a release-style accuracy would need a second generation per item, so it is
+documented (tasks/README.md), not computed.
 """
 from __future__ import annotations
 
@@ -26,7 +31,6 @@ from sinktop_eval.benchmarks.answers import answer_letter, parse_choice
 BENCHMARK = "VideoComp"
 ENV_VAR = "SINKTOP_VIDEOCOMP_DIR"
 START_KEY, END_KEY = "query_video/start_time", "query_video/end_time"
-POST_PROMPT = "\nAnswer with the option's letter from the given choices directly."
 SOURCES = {
     "activitynet": {"annotations": "activitynet_comp_val.json", "folder": "activitynet_video", "direct": "activitynet_video",
                     "prefix": "v_"},
@@ -115,8 +119,7 @@ def doc_to_visual(doc):
 
 def doc_to_text(doc, lmms_eval_specific_kwargs=None):
     kwargs = lmms_eval_specific_kwargs or {}
-    post = kwargs.get("post_prompt", POST_PROMPT)
-    return f"{kwargs.get('pre_prompt', '')}{doc['question']}{post}"
+    return f"{kwargs.get('pre_prompt', '')}{doc['question']}{kwargs.get('post_prompt', '')}"
 
 
 def doc_to_target(doc):
@@ -132,11 +135,12 @@ def _score(doc, results) -> dict:
 
 
 def process_results_activitynet(doc, results):
-    return {"activitynet_acc": _score(doc, results)}
+    return {"activitynet_acc": _score(doc, results), "skipped": doc.get(common.SKIPPED_FIELD, 0)}
 
 
 def process_results_youcook2(doc, results):
-    return {"youcook2_acc": _score(doc, results)}
+    return {"youcook2_acc": _score(doc, results), "skipped": doc.get(common.SKIPPED_FIELD, 0)}
 
 
 mean_scored = common.mean_scored
+skipped = common.skipped

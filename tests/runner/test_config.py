@@ -21,7 +21,7 @@ def test_design_card_command_resolves_with_stop_on_by_default():
     assert settings(spec)[5].startswith("paper llava_ov values, uncalibrated")  # no trustworthy Qwen values
     assert spec.tasks.name == "paper" and spec.combination.checkpoint == "Qwen/Qwen2.5-VL-7B-Instruct"
     assert (spec.combination.family, spec.combination.weights) == ("qwen25vl", "pretrained")
-    assert spec.tasks.benchmark_of["sinktop_mvbench"] == "mvbench"  # the paper set merges the four families
+    assert spec.tasks.benchmark_of["sinktop_mvbench19"] == "mvbench"  # the paper set merges the four families
 
 
 def test_llava_defaults_are_the_papers_and_twins_default_to_smoke_tasks():

@@ -123,3 +123,33 @@ def test_yes_no_scoring():
     assert not yes_no_correct("Yes", "No.")
     assert not yes_no_correct("", "Yes.")
     assert not yes_no_correct("Yes", "")
+
+
+# issue 11, item 9: negation, self-correction, an option whose text is a letter, "yes—definitely"
+@pytest.mark.parametrize("reply, expected", [
+    ("The answer is not A.", None),      # ruled out, nothing chosen: no answer
+    ("Not A.", None),
+    ("Option A is wrong; B", "B"),       # self-correction
+    ("B, not A", "B"),
+    ("Not A, but B", "B"),
+    ("A is not correct, B is.", "B"),
+    ("The answer isn't (C), it is D", "D"),
+    ("The answer is A, not B.", "A"),
+    ("It is not a dog.", None),          # a negated option text names nothing
+    ("not a dog but a cat", "A"),
+])
+def test_negated_options_are_not_chosen(reply, expected):
+    assert parse_choice(reply, OPTIONS) == expected
+
+
+def test_an_option_whose_text_is_the_letter_a_can_be_matched():
+    options = ["E", "A", "I"]  # letters A, B, C; option B reads "A"
+    assert parse_choice("The letter shown is A.", options) == "B"
+    assert parse_choice("The letter shown is E.", options) == "A"
+    assert parse_choice("A", options) == "A"  # a bare letter is the letter (explicit forms come first)
+
+
+@pytest.mark.parametrize("reply, word", [("yes—definitely", "yes"), ("No—never.", "no"), ("Yes,it is", "yes"),
+                                         ("yesterday", "yesterday")])
+def test_yes_no_is_the_first_run_of_letters(reply, word):
+    assert normalize_yes_no(reply) == word

@@ -19,7 +19,7 @@ MVBENCH_TASKS = [f"mvbench_{t}" for t in (
 
 
 def our_yaml_names() -> dict[str, str]:
-    """name -> kind for every YAML we ship (tasks and groups)."""
+    """name -> kind for every YAML we ship (tasks, variants of built-ins, groups)."""
     names = {}
     for path in TASKS_DIR.rglob("*.yaml"):
         text = "\n".join(line for line in path.read_text().splitlines() if "!function" not in line)
@@ -27,7 +27,7 @@ def our_yaml_names() -> dict[str, str]:
         if "group" in config:
             names[config["group"]] = "group"
         else:
-            names[config["task"]] = "task"
+            names[config["task"]] = "python_task" if "builtin" in config else "task"
     return names
 
 
@@ -39,26 +39,44 @@ def build(task_manager, names):
 
 def test_every_yaml_is_indexed_from_tasks_and_no_builtin_shadows_it(task_manager):
     ours = our_yaml_names()
-    assert set(SMOKE_TASKS) <= set(ours) and ours["sinktop_mvbench"] == "group"
+    assert set(SMOKE_TASKS) <= set(ours) and ours["sinktop_mvbench"] == ours["sinktop_mvbench19"] == "group"
+    assert ours["sinktop_videomme"] == ours["sinktop_mlvu_dev"] == ours["sinktop_videochatgpt_gen"] == "python_task"
     for name, kind in ours.items():
         entry = task_manager.task_index[name]
         assert entry["type"] == kind
         # on a name clash lmms-eval keeps the built-in's entry: ours must be the one indexed
         assert Path(entry["yaml_path"]).resolve().is_relative_to(TASKS_DIR), name
-    # the MVBench average lmms-eval's own mvbench group does not compute
-    assert task_manager._get_config("sinktop_mvbench")["task"] == MVBENCH_TASKS
+    # MVBench: the paper's 19 tasks, and the official 20 (the 19 plus fine_grained_pose, each task once)
     assert sorted(MVBENCH_TASKS) == sorted(task_manager._get_config("mvbench")["task"])
-    assert task_manager._get_config("sinktop_mvbench")["aggregate_metric_list"] == [
-        {"metric": "mvbench_accuracy", "aggregation": "mean", "weight_by_size": False}]
+    nineteen = task_manager._get_config("sinktop_mvbench19")["task"]
+    assert sorted(nineteen) == sorted(set(MVBENCH_TASKS) - {"mvbench_fine_grained_pose"})
+    assert task_manager._get_config("sinktop_mvbench")["task"] == ["sinktop_mvbench19", "mvbench_fine_grained_pose"]
+    for group in ("sinktop_mvbench", "sinktop_mvbench19"):
+        assert task_manager._get_config(group)["aggregate_metric_list"] == [
+            {"metric": "mvbench_accuracy", "aggregation": "mean", "weight_by_size": False}]
 
 
 @pytest.mark.parametrize("name", TASK_SETS)
 def test_every_task_a_task_set_names_exists(name, task_manager):
-    """A task set is the one list of a benchmark's tasks: each entry is ours or an lmms-eval built-in."""
+    """A task set is the one list of a benchmark's tasks: each entry is ours or an lmms-eval built-in
+    ("group/subgroup": a group inside a listed group, evaluated through it)."""
     tasks = task_set(name)
-    assert tasks.names and set(tasks.benchmark_of) == set(tasks.names)
-    for task in tasks.names:
-        assert task in task_manager.all_tasks or task in task_manager.all_groups, (name, task)
+    assert tasks.names
+    for entries in tasks.benchmarks.values():
+        for entry in entries:
+            parent, *child = entry.split("/")
+            assert parent in tasks.names and entry.split("/")[-1] in tasks.benchmark_of
+            for task in (parent, *child):
+                assert task in task_manager.all_tasks or task in task_manager.all_groups, (name, task)
+            if child:
+                assert child[0] in task_manager._get_config(parent)["task"], (name, entry)
+
+
+def test_the_mcqa_set_evaluates_each_mvbench_task_once_and_names_both_means():
+    tasks = task_set("mcqa")
+    assert tasks.names == ("sinktop_videomme", "sinktop_mvbench", "sinktop_mlvu_dev")
+    assert tasks.benchmark_of == {"sinktop_videomme": "videomme", "sinktop_mvbench19": "mvbench",
+                                  "sinktop_mvbench": "mvbench20", "sinktop_mlvu_dev": "mlvu"}
 
 
 def test_the_paper_set_is_the_four_families():
@@ -160,7 +178,7 @@ def test_missing_video_stops_at_build_naming_the_file_or_is_skipped(task_manager
     with pytest.raises(SystemExit, match=str(video).replace(".", r"\.")):
         build(task_manager, ["sinktop_videocomp_youcook2"])
     monkeypatch.setenv("SINKTOP_SKIP_MISSING_VIDEOS", "1")  # all youcook2 items use that one video
-    with pytest.raises(SystemExit, match="no video found"):
+    with pytest.raises(SystemExit, match="no usable video"):
         build(task_manager, ["sinktop_videocomp_youcook2"])
     assert len(list(build(task_manager, ["sinktop_videocomp_activitynet"])["sinktop_videocomp_activitynet"]
                     .test_docs())) == 2
