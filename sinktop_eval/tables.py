@@ -16,6 +16,7 @@ import pandas as pd
 
 from .files import atomic_write_text
 from .report.build import build_tables, canonical_rows, load_paper_reference, to_latex, to_markdown
+from .report.layout import PROTOCOLS
 from .results import results_files
 from .resources import PAPER_REFERENCE
 
@@ -27,6 +28,9 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--out", default="results/tables", help="where to write the tables and plots")
     parser.add_argument("--paper", default=str(PAPER_REFERENCE), help="the paper's reported numbers (CSV)")
     parser.add_argument("--ratio", type=float, action="append", help="only these ratios (repeatable)")
+    parser.add_argument("--protocol", choices=PROTOCOLS, default="official",
+                        help="official: each benchmark's own protocol (default); release: the SToP release's way "
+                             "where it differs (EH desc/overall, VCGBench over judged items, MLVU pooled)")
     parser.add_argument("--no-plots", action="store_true")
     args = parser.parse_args(argv)
 
@@ -34,7 +38,7 @@ def main(argv: list[str] | None = None) -> None:
         files = results_files(args.results)
         results = pd.concat([pd.read_csv(f) for f in files], ignore_index=True)
         paper = load_paper_reference(Path(args.paper))
-        tables = build_tables(results, paper, args.ratio)
+        tables = build_tables(results, paper, args.ratio, args.protocol)
     except (FileNotFoundError, ValueError) as err:
         parser.exit(2, f"sinktop-eval tables: {err}\n")
     if not tables:

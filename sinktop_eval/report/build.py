@@ -16,7 +16,7 @@ import pandas as pd
 
 from ..resources import PAPER_REFERENCE
 from ..results import USER_OVERRIDE
-from .layout import DENSE, PAPER_BACKBONE, TABLES, Column, Method, TableSpec, canonical_metric
+from .layout import DENSE, PAPER_BACKBONE, TABLES, Method, TableSpec, canonical_metric, with_protocol
 
 MISSING = "–"
 CERTAINTY_MARK = {"confirmed_twice": "", "secondary": "*", "doubtful": "?"}
@@ -93,10 +93,12 @@ class BuiltTable:
 
     frames: int = 32
     variant: str = "paper"
+    protocol: str = "official"
 
     @property
     def caption(self) -> str:
         setting = f"{self.frames} frames" + ("" if self.variant == "paper" else f", pruner variant {self.variant}")
+        setting += "" if self.protocol == "official" else ", the release's metrics"
         return f"Table {self.spec.number}: {self.spec.title} — ours: {self.backbone}, r = {self.ratio:g}, {setting}"
 
     @property
@@ -168,12 +170,14 @@ def _column_notes(spec: TableSpec, rows: pd.DataFrame) -> list[str]:
 
 
 def build_table(spec: TableSpec, results: pd.DataFrame, paper: pd.DataFrame, backbone: str, ratio: float,
-                frames: int = 32, variant: str = "paper") -> BuiltTable:
+                frames: int = 32, variant: str = "paper", protocol: str = "official") -> BuiltTable:
     """One table for one of our backbones at one ratio, frame count and pruner variant (``results``:
-    canonical rows; dense rows have no variant, so they serve every variant)."""
+    canonical rows; dense rows have no variant, so they serve every variant). ``protocol="release"``
+    shows each column's release metric where there is one (our cells; the paper's stay as reported)."""
+    ours_spec = with_protocol(spec, protocol)
     mine = results[(results["backbone"] == backbone) & (results["frames"] == frames)
                    & ((results["variant"] == variant) | (results["pruner"] == "dense"))]
-    ours, kept = _our_cells(mine, spec), _kept_tokens(mine, spec)
+    ours, kept = _our_cells(mine, ours_spec), _kept_tokens(mine, spec)
     theirs = _paper_cells(paper, spec, spec.family)
     labels = [c.label for c in spec.columns]
     pdr_labels = [c.label for c in spec.columns if c.in_pdr]
@@ -209,14 +213,14 @@ def build_table(spec: TableSpec, results: pd.DataFrame, paper: pd.DataFrame, bac
         row["PDR paper"] = MISSING if reported is None or pd.isna(reported["PDR"]) else reported["PDR"]
         row["Kept"] = _fmt(_lookup(kept, key), digits=0)
         table[method.label] = row
-    notes += _column_notes(spec, mine)
+    notes += _column_notes(ours_spec, mine)
     notes.append("Kept = mean visual tokens the LLM saw per sample (ours)")
     notes.append(CERTAINTY_LEGEND)
     if (mine["weights"] == "random").any():
         notes.append(f"ours come from the random-weight twin {backbone} (pipeline check, not a measurement of the "
                      f"method); paper values are {PAPER_BACKBONE.get(spec.family, spec.family)} on the real benchmarks")
     frame = pd.DataFrame.from_dict(table, orient="index").rename_axis("Method")
-    return BuiltTable(spec, backbone, ratio, frame, notes, frames=frames, variant=variant)
+    return BuiltTable(spec, backbone, ratio, frame, notes, frames=frames, variant=variant, protocol=protocol)
 
 
 def to_markdown(table: BuiltTable) -> str:
@@ -245,7 +249,8 @@ def to_latex(table: BuiltTable) -> str:
     return latex.replace(r"\end{table}", rf"\par\footnotesize {notes}" + "\n" + r"\end{table}")
 
 
-def build_tables(results: pd.DataFrame, paper: pd.DataFrame, ratios: list[float] | None = None) -> list[BuiltTable]:
+def build_tables(results: pd.DataFrame, paper: pd.DataFrame, ratios: list[float] | None = None,
+                 protocol: str = "official") -> list[BuiltTable]:
     """Every table for every backbone of its family and every pruned ratio its methods ran at.
 
     A table is built for a backbone only when at least one of its non-dense methods has a row there
@@ -265,5 +270,6 @@ def build_tables(results: pd.DataFrame, paper: pd.DataFrame, ratios: list[float]
         for backbone, frames, variant, ratio in settings.itertuples(index=False):
             if ratios and not any(abs(float(ratio) - r) < 1e-9 for r in ratios):
                 continue
-            built.append(build_table(spec, family_rows, paper, str(backbone), float(ratio), int(frames), str(variant)))
+            built.append(build_table(spec, family_rows, paper, str(backbone), float(ratio), int(frames), str(variant),
+                                     protocol))
     return built

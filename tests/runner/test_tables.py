@@ -7,9 +7,9 @@ from sinktop_eval.report.build import (MISSING, build_table, canonical_rows, loa
 from sinktop_eval.report.layout import TABLES
 from sinktop_eval.tables import main
 
-BENCHMARK_OF = {"sinktop_eventhallusion": "eventhallusion", "videochatgpt_gen": "vcgbench", "sinktop_argus": "argus",
-                "videochatgpt_temporal": "vcgbench", "sinktop_mvbench": "mvbench", "videomme": "videomme",
-                "mlvu_dev": "mlvu"}  # what a task set says (mvbench_* subtasks of the group have none)
+BENCHMARK_OF = {"sinktop_eventhallusion": "eventhallusion", "sinktop_videochatgpt_gen": "vcgbench",
+                "sinktop_argus": "argus", "sinktop_videochatgpt_temporal": "vcgbench", "sinktop_mvbench19": "mvbench",
+                "sinktop_videomme": "videomme", "sinktop_mlvu_dev": "mlvu"}  # what a task set says (mvbench_* subtasks of the group have none)
 
 
 def row(pruner, stop, ratio, task, metric, value, backbone="llava_ov", split=""):
@@ -69,12 +69,12 @@ def test_each_table_shows_its_own_drop_column_and_definition():
         row("dense", "off", 1.0, "sinktop_eventhallusion", "desc_acc", 40.0),
         row("holitom", "off", 0.1, "sinktop_eventhallusion", "binary_acc", 54.0),
         row("holitom", "off", 0.1, "sinktop_eventhallusion", "desc_acc", 20.0),
-        row("dense", "off", 1.0, "sinktop_mvbench", "mvbench_accuracy", 50.0),
-        row("dense", "off", 1.0, "videomme", "acc", 80.0, split="short"),
-        row("dense", "off", 1.0, "videomme", "videomme_perception_score", 60.0),
-        row("holitom", "off", 0.1, "sinktop_mvbench", "mvbench_accuracy", 45.0),
-        row("holitom", "off", 0.1, "videomme", "acc", 72.0, split="short"),
-        row("holitom", "off", 0.1, "videomme", "videomme_perception_score", 30.0),  # shown, not in Table 2's PDR
+        row("dense", "off", 1.0, "sinktop_mvbench19", "mvbench_accuracy", 50.0),
+        row("dense", "off", 1.0, "sinktop_videomme", "acc", 80.0, split="short"),
+        row("dense", "off", 1.0, "sinktop_videomme", "videomme_perception_score", 60.0),
+        row("holitom", "off", 0.1, "sinktop_mvbench19", "mvbench_accuracy", 45.0),
+        row("holitom", "off", 0.1, "sinktop_videomme", "acc", 72.0, split="short"),
+        row("holitom", "off", 0.1, "sinktop_videomme", "videomme_perception_score", 30.0),  # shown, not in Table 2's PDR
     ])
     paper, rows = load_paper_reference(), canonical_rows(results)
 
@@ -151,24 +151,33 @@ def test_results_of_an_older_format_get_one_line_saying_how_to_refresh_them(tmp_
     assert "no family, benchmark column" in capsys.readouterr().err
 
 
-def test_builtin_task_metrics_land_in_the_paper_columns():
+def test_builtin_task_metrics_land_in_the_paper_columns_and_the_release_protocol_one_flag_away():
     results = pd.DataFrame([
-        row("dense", "off", 1.0, "videochatgpt_gen", "gpt_eval_score_correctness", 3.1),
-        row("dense", "off", 1.0, "videochatgpt_temporal", "gpt_eval_score_temporal", 2.5),
-        row("dense", "off", 1.0, "sinktop_mvbench", "mvbench_accuracy", 56.0),
+        row("dense", "off", 1.0, "sinktop_videochatgpt_gen", "ci", 3.1),
+        row("dense", "off", 1.0, "sinktop_videochatgpt_gen", "ci_release", 3.6),  # mean over judged items only
+        row("dense", "off", 1.0, "sinktop_videochatgpt_temporal", "tu", 2.5),
+        row("dense", "off", 1.0, "sinktop_mvbench19", "mvbench_accuracy", 56.0),
         row("dense", "off", 1.0, "mvbench_action_sequence", "mvbench_accuracy", 99.0),  # a subtask, not the cell
-        row("dense", "off", 1.0, "videomme", "videomme_perception_score", 58.0),
-        row("dense", "off", 1.0, "videomme", "acc", 70.0, split="short"),
-        row("dense", "off", 1.0, "mlvu_dev", "mlvu_percetion_score", 64.0),
+        row("dense", "off", 1.0, "sinktop_videomme", "videomme_perception_score", 58.0),
+        row("dense", "off", 1.0, "sinktop_videomme", "acc", 70.0, split="short"),
+        row("dense", "off", 1.0, "sinktop_mlvu_dev", "mlvu_percetion_score", 64.0),  # mean of the 7 task accuracies
+        row("dense", "off", 1.0, "sinktop_mlvu_dev", "pooled_acc", 66.0),  # the release: every item pooled
     ])
     canonical = canonical_rows(results)
     got = {(b, m): v for b, m, v in zip(canonical["benchmark"], canonical["paper_metric"], canonical["value"])}
-    assert got == {("vcgbench", "ci"): 3.1, ("vcgbench", "tu"): 2.5, ("mvbench", "acc"): 56.0,
-                   ("videomme", "acc"): 58.0, ("videomme", "short_acc"): 70.0, ("mlvu", "acc"): 64.0}
-    table = build_table(TABLES[2], canonical, load_paper_reference(), "llava_ov", 0.1)
+    assert got == {("vcgbench", "ci"): 3.1, ("vcgbench", "ci_release"): 3.6, ("vcgbench", "tu"): 2.5,
+                   ("mvbench", "acc"): 56.0, ("videomme", "acc"): 58.0, ("videomme", "short_acc"): 70.0,
+                   ("mlvu", "acc"): 64.0, ("mlvu", "pooled_acc"): 66.0}
+    paper = load_paper_reference()
+    table = build_table(TABLES[2], canonical, paper, "llava_ov", 0.1)
     dense = dict(zip(table.header, table.rows[0]))
     assert (dense["MVBench"], dense["VideoMME short"], dense["VideoMME"], dense["MLVU dev"]) == \
         ("56.00", "70.00", "58.00", "64.00")
+    release = build_table(TABLES[2], canonical, paper, "llava_ov", 0.1, protocol="release")
+    assert dict(zip(release.header, release.rows[0]))["MLVU dev"] == "66.00" and "release's metrics" in release.caption
+    assert any("MLVU dev = mlvu/pooled_acc" in n for n in release.notes)
+    fine = build_table(TABLES[1], canonical, paper, "llava_ov", 0.1, protocol="release")
+    assert dict(zip(fine.header, fine.rows[0]))["VCG CI"] == "3.60"
 
 
 def test_videomme_accuracy_per_duration_comes_from_the_scored_samples():
