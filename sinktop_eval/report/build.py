@@ -23,7 +23,7 @@ CERTAINTY_MARK = {"confirmed_twice": "", "secondary": "*", "doubtful": "?"}
 CERTAINTY_LEGEND = "paper values: unmarked = confirmed twice, * = secondary source, ? = doubtful"
 REQUIRED = ("family", "weights", "benchmark")  # written by the runner since the results format has them
 # LaTeX for the marks our cells carry (everything else is escaped by pandas' Styler)
-LATEX_MARKS = (("–", "--"), ("†", r"$^\dagger$"), ("*", r"$^{*}$"), ("?", r"$^{?}$"))
+LATEX_MARKS = (("–", "--"), ("†", r"$^\dagger$"), ("‡", r"$^\ddagger$"), ("*", r"$^{*}$"), ("?", r"$^{?}$"))
 
 
 def _variant(settings: object) -> str:
@@ -133,6 +133,17 @@ def _kept_tokens(rows: pd.DataFrame, spec: TableSpec) -> pd.Series:
     return mine.groupby(["pruner", "stop", "ratio"])["kept_visual_tokens"].mean()
 
 
+def _incomplete(rows: pd.DataFrame, spec: TableSpec) -> pd.DataFrame:
+    """(pruner, stop, ratio) x benchmark -> (items skipped for bad videos, failed judge calls)."""
+    mine = rows[rows["benchmark"].isin({c.benchmark for c in spec.columns})]
+    mine = mine.assign(ratio=mine["ratio"].map(_ratio_key),
+                       skipped_items=mine["skipped"] if "skipped" in mine else 0.0,
+                       failed_calls=mine["value"].where(mine["metric"] == "judge_failures"))
+    by_task = mine.groupby(["pruner", "stop", "ratio", "benchmark", "task"]).agg(
+        skipped=("skipped_items", "max"), failures=("failed_calls", "max"))  # one count per task, on every row
+    return by_task.groupby(level=[0, 1, 2, 3]).sum(min_count=1).fillna(0)
+
+
 def _paper_cells(paper: pd.DataFrame, spec: TableSpec, family: str) -> pd.DataFrame:
     """(method, stop, ratio) x (column label | PDR) -> the paper's value as text with its certainty mark."""
     rows = paper[paper["backbone"] == PAPER_BACKBONE.get(family)]
@@ -177,7 +188,7 @@ def build_table(spec: TableSpec, results: pd.DataFrame, paper: pd.DataFrame, bac
     ours_spec = with_protocol(spec, protocol)
     mine = results[(results["backbone"] == backbone) & (results["frames"] == frames)
                    & ((results["variant"] == variant) | (results["pruner"] == "dense"))]
-    ours, kept = _our_cells(mine, ours_spec), _kept_tokens(mine, spec)
+    ours, kept, incomplete = _our_cells(mine, ours_spec), _kept_tokens(mine, spec), _incomplete(mine, spec)
     theirs = _paper_cells(paper, spec, spec.family)
     labels = [c.label for c in spec.columns]
     pdr_labels = [c.label for c in spec.columns if c.in_pdr]
@@ -205,9 +216,18 @@ def build_table(spec: TableSpec, results: pd.DataFrame, paper: pd.DataFrame, bac
                 pdr_cell += "†"
                 notes.append(f"† {method.label} ({method.pruner}, stop={method.stop}): PDR over {used} of "
                              f"{len(pdr_labels)} PDR columns (the others have no result for it or for dense)")
+        flagged = {}  # benchmark -> (skipped, failures) where this run lost items or judge calls
+        for bench in {c.benchmark for c in spec.columns}:
+            counts = _lookup(incomplete, (*key, bench))
+            if counts is not None and (counts["skipped"] > 0 or counts["failures"] > 0):
+                flagged[bench] = (int(counts["skipped"]), int(counts["failures"]))
+        for bench, (skipped, failures) in sorted(flagged.items()):
+            notes.append(f"‡ {method.label}, {bench}: {skipped} item(s) skipped for a bad video, {failures} judge "
+                         "call(s) failed (a failed call scores 0; a metric with no successful call is missing)")
         row = {}
-        for label in labels:  # each of our columns is followed by the paper's value for the same cell
-            row[label] = _fmt(values.get(label))
+        for column in spec.columns:  # each of our columns is followed by the paper's value for the same cell
+            label = column.label
+            row[label] = _fmt(values.get(label)) + ("‡" if column.benchmark in flagged else "")
             row[f"{label} paper"] = MISSING if reported is None or pd.isna(reported[label]) else reported[label]
         row["PDR (%)"] = pdr_cell
         row["PDR paper"] = MISSING if reported is None or pd.isna(reported["PDR"]) else reported["PDR"]

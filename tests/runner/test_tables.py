@@ -93,6 +93,20 @@ def test_each_table_shows_its_own_drop_column_and_definition():
     assert cells(4, "HoliTom + STSP only")["PDR paper"] == "1.94*"
 
 
+def test_cells_of_runs_that_lost_items_or_judge_calls_are_flagged():
+    results = pd.DataFrame([
+        row("dense", "off", 1.0, "sinktop_eventhallusion", "binary_acc", 60.0),
+        {**row("holitom", "off", 0.1, "sinktop_eventhallusion", "binary_acc", 54.0), "skipped": 2},
+        {**row("holitom", "off", 0.1, "sinktop_eventhallusion", "judge_failures", 3.0), "skipped": 2},
+        row("holitom", "on", 0.1, "sinktop_eventhallusion", "binary_acc", 57.0),
+    ])
+    table = build_table(TABLES[1], canonical_rows(results), load_paper_reference(), "llava_ov", 0.1)
+    by_label = {r[0]: dict(zip(table.header, r)) for r in table.rows}
+    assert by_label["HoliTom"]["EH bin"] == "54.00‡" and by_label["HoliTom + SToP"]["EH bin"] == "57.00"
+    assert "‡ HoliTom, eventhallusion: 2 item(s) skipped for a bad video, 3 judge call(s) failed" in " ".join(table.notes)
+    assert r"54.00$^\ddagger$" in to_latex(table)
+
+
 def test_lower_is_better_columns_count_an_increase_as_the_drop():
     value, used = pdr({"cost": 60.0, "acc": 45.0}, {"cost": 50.0, "acc": 50.0}, lower_is_better=frozenset({"cost"}))
     assert used == 2 and value == pytest.approx(15.0)  # +20% cost and -10% accuracy are both a 15% mean drop
