@@ -2,7 +2,8 @@
 copy of the smoke benchmark, stub judge servers on 127.0.0.1, and a clean judge configuration.
 
 The stub judge is a threading http.server speaking just enough of the chat-completions protocol:
-VCG-style prompts (they ask for a 'score') get "{'score': 4}", anything else gets a yes verdict.
+Argus prompts (SOURCE / TARGET CAPTION blocks) get its line-by-line format (`argus_reply`), VCG-style prompts
+(they ask for a 'score') get "{'score': 4}", anything else gets a yes verdict.
 """
 from __future__ import annotations
 
@@ -15,6 +16,7 @@ os.environ.setdefault("WANDB_MODE", "offline")
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 
 import json  # noqa: E402 - the environment above must be set before these imports
+import re
 import socket
 import threading
 from dataclasses import dataclass, field
@@ -87,7 +89,31 @@ class StubJudge:
 
     def reply_for(self, body: dict) -> str:
         text = " ".join(str(m.get("content", "")) for m in body.get("messages", []))
+        argus = argus_reply(text)
+        if argus is not None:
+            return argus
         return "{'score': 4}" if "score" in text.lower() else "Yes, the description matches the event."
+
+
+_ARGUS_CAPTION = re.compile(r'^(SOURCE|TARGET) CAPTION:\n"""\n(.*?)\n"""', re.DOTALL | re.MULTILINE)
+
+
+def argus_reply(prompt: str) -> str | None:
+    """The Argus judge's format for a prompt with SOURCE / TARGET CAPTION blocks (the last pair is the clip's,
+    the earlier ones are worked examples), else None: one block per target sentence, typed visual-description,
+    entailed (quoting itself) when the sentence occurs verbatim in the source, else underdetermined."""
+    blocks = _ARGUS_CAPTION.findall(prompt)
+    sources = [text for kind, text in blocks if kind == "SOURCE"]
+    targets = [text for kind, text in blocks if kind == "TARGET"]
+    if not sources or not targets:
+        return None
+    source = sources[-1]
+    lines = []
+    for k, sentence in enumerate((s for s in re.split(r"(?<=[.!?])\s+", targets[-1].strip()) if s), 1):
+        found = sentence in source
+        lines.append(f"Line {k}: {sentence}\n    - Type: visual-description\n    - Evidence: {sentence if found else ''}"
+                     f"\n    - Reasoning: stub\n    - Verdict: {'entailment' if found else 'underdetermined'}")
+    return "\n\n".join(lines)
 
 
 def _handler(stub: StubJudge):
