@@ -197,10 +197,11 @@ def evidence_score(evidence: str, line: str) -> float:
     """0.4 x longest common substring (in characters) + 0.3 x share of the evidence's words in the line
     + 0.3 x difflib's similarity ratio, on the plain-text forms (difflib's defaults, as the official code)."""
     a, b = _plain(evidence), _plain(line)
-    longest = difflib.SequenceMatcher(None, a, b).find_longest_match(0, len(a), 0, len(b)).size
+    matcher = difflib.SequenceMatcher(None, a, b)
+    longest = matcher.find_longest_match(0, len(a), 0, len(b)).size
     words = set(a.split())
     overlap = len(words & set(b.split())) / len(words) if words else 0
-    ratio = difflib.SequenceMatcher(None, a, b).ratio()
+    ratio = matcher.ratio()
     w_lcs, w_overlap, w_ratio = EVIDENCE_WEIGHTS
     return longest * w_lcs + overlap * w_overlap + ratio * w_ratio
 
