@@ -117,12 +117,17 @@ def examples_for(clip_name: str, seed: int = EXAMPLES_SEED) -> list[str]:
     return random.Random(f"{seed}:{clip_name}").sample(names, min(EXAMPLES_PER_PROMPT, len(names)))
 
 
+@lru_cache(maxsize=1)
+def _template() -> str:
+    return PROMPT_FILE.read_text(encoding="utf-8").strip()
+
+
 def judge_prompt(source: str, target: str, example_names: list[str]) -> str:
     texts = dict(_examples())
     examples = "\n\n".join(f"EXAMPLE {k}\n{texts[name]}" for k, name in enumerate(example_names, 1))
     # replace() and not format(): captions may hold braces
-    return (PROMPT_FILE.read_text(encoding="utf-8").strip().replace("{{EXAMPLES}}", examples)
-            .replace("{{SOURCE}}", source.strip()).replace("{{TARGET}}", target.strip()))
+    return (_template().replace("{{EXAMPLES}}", examples).replace("{{SOURCE}}", source.strip())
+            .replace("{{TARGET}}", target.strip()))
 
 
 # --------------------------------------------------------------------------- scoring
