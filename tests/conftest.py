@@ -2,8 +2,9 @@
 copy of the smoke benchmark, stub judge servers on 127.0.0.1, and a clean judge configuration.
 
 The stub judge is a threading http.server speaking just enough of the chat-completions protocol for
-the OpenAI SDK: VCG-style prompts (they ask for a 'score') get "{'score': 4}", anything else gets a yes
-verdict; failures carry ``retry-after-ms: 1`` so the SDK's retries take milliseconds.
+the OpenAI SDK: Argus prompts (SOURCE / TARGET CAPTION blocks) get its line-by-line format (`argus_reply`),
+VCG-style prompts (they ask for a 'score') get "{'score': 4}", anything else gets a yes verdict; failures
+carry ``retry-after-ms: 1`` so the SDK's retries take milliseconds.
 """
 from __future__ import annotations
 
@@ -16,6 +17,7 @@ os.environ.setdefault("WANDB_MODE", "offline")
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 
 import json  # noqa: E402 - the environment above must be set before these imports
+import re
 import socket
 import threading
 import time
@@ -33,7 +35,7 @@ from sinktop_eval.resources import TASKS_DIR
 JUDGE_ENV = ("SINKTOP_JUDGE_URL", "SINKTOP_JUDGE_KEY", "SINKTOP_JUDGE_MODEL", "SINKTOP_JUDGE_RETRIES",
              "SINKTOP_JUDGE_TIMEOUT", "OPENAI_API_URL", "OPENAI_API_KEY", "MODEL_VERSION")
 DATA_ENV = ("SINKTOP_DATA_ROOT", "SINKTOP_EVENTHALLUSION_DIR", "SINKTOP_VIDEOCOMP_DIR", "SINKTOP_VIDEOCHATGPT_DIR",
-            "SINKTOP_MVBENCH_DIR", "SINKTOP_SKIP_MISSING_VIDEOS")
+            "SINKTOP_MVBENCH_DIR", "SINKTOP_ARGUS_DIR", "SINKTOP_SKIP_MISSING_VIDEOS")
 
 
 @pytest.fixture(scope="session")
@@ -95,7 +97,31 @@ class StubJudge:
         if self.reply is not None:
             return self.reply(body)
         text = " ".join(str(m.get("content", "")) for m in body.get("messages", []))
+        argus = argus_reply(text)
+        if argus is not None:
+            return argus
         return "{'score': 4}" if "score" in text.lower() else "Yes, the description matches the event."
+
+
+_ARGUS_CAPTION = re.compile(r'^(SOURCE|TARGET) CAPTION:\n"""\n(.*?)\n"""', re.DOTALL | re.MULTILINE)
+
+
+def argus_reply(prompt: str) -> str | None:
+    """The Argus judge's format for a prompt with SOURCE / TARGET CAPTION blocks (the last pair is the clip's,
+    the earlier ones are worked examples), else None: one block per target sentence, typed visual-description,
+    entailed (quoting itself) when the sentence occurs verbatim in the source, else underdetermined."""
+    blocks = _ARGUS_CAPTION.findall(prompt)
+    sources = [text for kind, text in blocks if kind == "SOURCE"]
+    targets = [text for kind, text in blocks if kind == "TARGET"]
+    if not sources or not targets:
+        return None
+    source = sources[-1]
+    lines = []
+    for k, sentence in enumerate((s for s in re.split(r"(?<=[.!?])\s+", targets[-1].strip()) if s), 1):
+        found = sentence in source
+        lines.append(f"Line {k}: {sentence}\n    - Type: visual-description\n    - Evidence: {sentence if found else ''}"
+                     f"\n    - Reasoning: stub\n    - Verdict: {'entailment' if found else 'underdetermined'}")
+    return "\n\n".join(lines)
 
 
 def _handler(stub: StubJudge):

@@ -56,6 +56,8 @@ def test_the_package_ships_its_configs_tasks_and_paper_numbers(installed, tmp_pa
     assert not package.startswith(str(REPO)) and paper == "True"
     assert (Path(configs) / "pruner" / "holitom.yaml").is_file() and (Path(configs) / "__init__.py").is_file()
     assert (Path(tasks) / "eventhallusion" / "utils.py").is_file() and (Path(tasks) / "_placeholder.jsonl").is_file()
+    assert (Path(tasks) / "argus" / "judge_prompt.md").is_file() and len(list((Path(tasks) / "argus" / "examples")
+                                                                            .glob("*.md"))) == 4
 
 
 def test_runner_lmms_eval_cli_and_tables_run_outside_the_repository(installed, tmp_path, smoke_root):
@@ -65,7 +67,7 @@ def test_runner_lmms_eval_cli_and_tables_run_outside_the_repository(installed, t
     assert runner.returncode == 0, runner.stderr[-3000:]
     [results] = list(out.glob("*/results.csv"))
     rows = pd.read_csv(results)
-    assert set(rows["benchmark"].dropna()) == {"eventhallusion", "videocomp", "vcgbench", "mvbench"}
+    assert set(rows["benchmark"].dropna()) == {"eventhallusion", "videocomp", "vcgbench", "mvbench", "argus"}
 
     tasks_dir = run(installed, ["-m", "sinktop_eval.resources", "tasks"], tmp_path, smoke_root).stdout.strip()
     cli = run(installed, ["-m", "lmms_eval", "eval", "--model", "sinktop", "--model_args",

@@ -5,7 +5,7 @@
 
 Tasks read it when SINKTOP_DATA_ROOT=builtin:smoke (what the `smoke` task set sets).
 
-Twelve short clips (24 or 32 frames, 112 x 112, 8 fps) of coloured shapes moving over a textured
+Fifteen short clips (24 or 32 frames, 112 x 112, 8 fps) of coloured shapes moving over a textured
 background with a constant bright "sink" patch (`sinktop_eval.synthetic_video`), plus annotations
 in the same layouts as the real releases, so the real tasks' code reads them unchanged:
 
@@ -14,10 +14,12 @@ in the same layouts as the real releases, so the real tasks' code reads them unc
               activitynet_video/v_<video_id>.mp4, raw_videos/video/<video_id>.mp4
     VideoChatGPT/{Generic,Temporal,Consistency}/test-00000-of-00001.parquet, Test_Videos/<video_name>.mp4
     MVBench/json/<task>.json, video/<prefix>/<video>
+    Argus/data/train-00000-of-00001.parquet (clip_name, human_caption), videos/<clip_name>.mp4
 
 Every question is answerable from the pixels ("Is there a red circle?", "Which caption matches: the
-red circle appears, then the blue square / the other way round?"), so a real model can beat chance.
-Everything is a deterministic function of the seed; a build takes about a second and ~90 KiB.
+red circle appears, then the blue square / the other way round?"), so a real model can beat chance; the
+Argus human captions describe, sentence by sentence, what the clip shows.
+Everything is a deterministic function of the seed; a build takes about a second and ~110 KiB.
 """
 from __future__ import annotations
 
@@ -36,12 +38,12 @@ from .synthetic_video import COLOURS, Scene, ShapeTrack, write_scene
 
 SMOKE_ENV = "SINKTOP_SMOKE_DIR"
 MANIFEST = "MANIFEST.json"
-FORMAT_VERSION = 1  # bump when the layout or content rules change: ensure_smoke_data then rebuilds
+FORMAT_VERSION = 2  # bump when the layout or content rules change: ensure_smoke_data then rebuilds
 DEFAULT_SEED = 0
 FPS = 8.0
 # MVBench task -> video sub-folder (the real release's prefixes for these two tasks)
 MVBENCH_PREFIXES = {"object_existence": "clevrer/video_validation", "action_sequence": "star/Charades_v1_480"}
-SUBDIRS = ("EventHallusion", "VideoComp", "VideoChatGPT", "MVBench")
+SUBDIRS = ("EventHallusion", "VideoComp", "VideoChatGPT", "MVBench", "Argus")
 
 
 def smoke_root(environ: dict | None = None) -> Path:
@@ -131,7 +133,7 @@ def _yes(flag: bool) -> str:
     return "Yes." if flag else "No."
 
 
-# --------------------------------------------------------------------------- the four layouts
+# --------------------------------------------------------------------------- the layouts
 
 
 def _eventhallusion(root: Path, rng: np.random.Generator, seed: int, render) -> dict[str, int]:
@@ -295,6 +297,44 @@ def _mvbench(root: Path, rng: np.random.Generator, seed: int, render) -> dict[st
     return counts
 
 
+def _argus_caption(clip: Clip) -> str:
+    """A dense human-style caption of one clip, one fact per sentence (what the Argus judge checks)."""
+    side = {"right": "from the left side of the frame to the right side", "left": "from the right side of the frame "
+            "to the left side"}[clip.direction]
+    scene = ("The video shows a dark background made of small muted squares, with a bright white square in the "
+             "top-left corner.")
+    if clip.layout == "steady":
+        story = [f"{clip.main.A} moves slowly {side}.", "It keeps the same size and colour the whole time.",
+                 "Nothing else appears in the video."]
+    elif clip.layout == "appear":
+        story = [f"{clip.main.A} moves slowly {side}.",
+                 f"Half-way through, {clip.second.a} suddenly appears below it and stays still until the end."]
+    else:
+        story = [f"At first, {clip.main.a} moves quickly {side} and then disappears.",
+                 f"Then {clip.second.a} appears lower in the frame and stays still.",
+                 "Near the end it disappears too, leaving only the background."]
+    return " ".join([scene, *story, "The white square in the corner never changes."])
+
+
+def _argus(root: Path, rng: np.random.Generator, seed: int, render) -> dict[str, int]:
+    import hashlib
+
+    import pandas as pd
+
+    base = root / "Argus"
+    rows = []
+    for i, layout in enumerate(("steady", "appear", "sequence")):
+        clip = _clip(rng, layout, seed * 100 + 70 + i)
+        # the release names clips by a hex digest
+        name = hashlib.sha256(f"sinktop-smoke-argus-{seed}-{i}".encode()).hexdigest()
+        render(clip, base / "videos" / f"{name}.mp4")
+        rows.append({"clip_name": name, "human_caption": _argus_caption(clip)})
+    path = base / "data" / "train-00000-of-00001.parquet"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    pd.DataFrame(rows).astype(str).to_parquet(path, index=False)
+    return {"train": len(rows)}
+
+
 # --------------------------------------------------------------------------- building
 
 
@@ -330,7 +370,8 @@ def _build_into(out: Path, seed: int) -> dict:
     counts = {"EventHallusion": _eventhallusion(out, rng, seed, render),
               "VideoComp": _videocomp(out, rng, seed, render),
               "VideoChatGPT": _videochatgpt(out, rng, seed, render),
-              "MVBench": _mvbench(out, rng, seed, render)}
+              "MVBench": _mvbench(out, rng, seed, render),
+              "Argus": _argus(out, rng, seed, render)}  # last: the other layouts keep their random draws
     files = sorted(str(p.relative_to(out)) for p in out.rglob("*") if p.is_file())
     manifest = {"format": FORMAT_VERSION, "seed": seed, "generator": "sinktop_eval.smoke_data",
                 "counts": counts, "files": files}

@@ -24,7 +24,7 @@ from sinktop_eval.runner.config import ConfigError, compose, resolve_run
 from sinktop_eval.runner.run import GENERATIONS_FILE, BackboneCache, run_combination
 
 pytestmark = pytest.mark.slow
-# limit/frames/max_new_tokens keep one run over the 7 smoke tasks to a few seconds on CPU
+# limit/frames/max_new_tokens keep one run over the 8 smoke tasks to a few seconds on CPU
 BASE = ("+model=tiny_qwen25vl", "+pruner=holitom", "limit=2", "frames=4", "max_new_tokens=4")
 RUN_ENV = ("SINKTOP_JUDGE_URL", "SINKTOP_JUDGE_KEY", "SINKTOP_JUDGE_MODEL", "SINKTOP_JUDGE_RETRIES",
            "SINKTOP_JUDGE_BACKOFF", "SINKTOP_JUDGE_TIMEOUT", "OPENAI_API_URL", "OPENAI_API_KEY", "MODEL_VERSION",
@@ -147,7 +147,7 @@ def test_finished_run_directory_holds_every_artifact(finished):
     assert all(0 < g["kept_visual_tokens"] < g["dense_visual_tokens"] for g in generations)
 
     leaves = {g["task"] for g in generations}
-    assert len(leaves) == 7  # every smoke task family ran
+    assert len(leaves) == 8  # every smoke task family ran
     assert {p.stem for p in (run_dir / "samples").glob("*.jsonl")} == leaves
     for task in leaves:
         samples = read_jsonl(run_dir / "samples" / f"{task}.jsonl")
@@ -174,7 +174,7 @@ def test_results_csv_has_the_design_columns_and_no_stderr_rows(finished):
     assert benchmarks == {"sinktop_eventhallusion": "eventhallusion", "sinktop_videocomp_activitynet": "videocomp",
                           "sinktop_videocomp_youcook2": "videocomp", "sinktop_vcg_generic": "vcgbench",
                           "sinktop_vcg_temporal": "vcgbench", "sinktop_vcg_consistency": "vcgbench",
-                          "sinktop_mvbench_local": "mvbench"}
+                          "sinktop_mvbench_local": "mvbench", "sinktop_argus": "argus"}
     assert (rows["kept_visual_tokens"] < rows["dense_visual_tokens"]).all()
     assert rows["judge_model"].isna().all()  # no judge configured
     # every metric of the smoke tasks has a row; judge metrics without a judge are empty, not zero

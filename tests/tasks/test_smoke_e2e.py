@@ -33,6 +33,8 @@ class CannedModel(lmms):
         if "candidates" in doc:  # MVBench-style, primed with "Best option:("
             letter = doc["answer_letter"]
             return f"{letter}) {doc['answer']}" if doc_id % 2 else doc["answer"]
+        if "human_caption" in doc:  # Argus: the human caption itself
+            return doc["human_caption"]
         return doc["answer"]  # VideoChatGPT: the reference answer
 
     def generate_until(self, requests):
@@ -92,6 +94,8 @@ def test_every_family_end_to_end_with_a_stub_judge(task_manager, stub_judge, use
     assert metrics["sinktop_vcg_temporal"] == {"tu": 4.0, "tu_release": 4.0, "judge_failures": 0.0, "skipped": 0}
     assert metrics["sinktop_vcg_consistency"] == {"co": 4.0, "co_release": 4.0, "judge_failures": 0.0, "skipped": 0}
     assert metrics["sinktop_mvbench_local"] == {"acc": 100.0, "skipped": 0}
+    assert metrics["sinktop_argus"] == {"hallucination_rate": 0.0, "omission_rate": 0.0, "skipped_clips": 0.0,
+                                        "judge_failures": 0.0}
     # windows reached the model in seconds; every request had a video
     windows = [v for task, v in model.visuals if isinstance(v, dict)]
     assert windows and all(0 <= w["start"] < w["end"] <= 4.0 for w in windows)
@@ -99,8 +103,9 @@ def test_every_family_end_to_end_with_a_stub_judge(task_manager, stub_judge, use
         "sinktop_videocomp_activitynet", "sinktop_videocomp_youcook2", "sinktop_mvbench_local"}
     assert len(results["samples"]["sinktop_eventhallusion"]) == 18
     # judge traffic: 6 EH descriptions + the release's 2 interleave ones (against the caption; entire's is
-    # the same request, a cache hit) + 4 x 3 generic + 2 temporal + 2 consistency pairs
-    assert stub.count == 6 + 2 + 12 + 2 + 2
+    # the same request, a cache hit) + 4 x 3 generic + 2 temporal + 2 consistency pairs + 3 Argus clips (a caption
+    # equal to the human one makes its two judgements the same prompt: the second comes from the judge cache)
+    assert stub.count == 6 + 2 + 12 + 2 + 2 + 3
     interleave = [b for b in stub.requests if "Unexpected event:" in b["messages"][-1]["content"]]
     assert len(interleave) == 4  # each interleave description: against its unexpected event, then its caption
     # the runner's results rows take this output as is
