@@ -171,7 +171,9 @@ def reset() -> None:
         _warned_no_judge = False
 
 
-JUDGED_METRICS = "judge metrics (EventHallusion desc/overall, VideoChatGPT ci/do/cu/tu/co, judge_failures)"
+JUDGED_METRICS = (
+    "judge metrics (EventHallusion desc/overall, VideoChatGPT ci/do/cu/tu/co, Argus hallucination/omission rates, "
+    "judge_failures)")
 
 
 def warn_no_judge(what: str = JUDGED_METRICS) -> bool:

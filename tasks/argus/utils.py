@@ -133,9 +133,19 @@ def judge_prompt(source: str, target: str, example_names: list[str]) -> str:
 # --------------------------------------------------------------------------- scoring
 
 
+def _readable(text: str) -> str | None:
+    """The judge client's reply check: a reply without valid ``Line N:`` blocks is a failed call (not cached,
+    asked again on rescore), not a scored clip."""
+    try:
+        scoring.parse_judgement(text)
+    except scoring.JudgementError:
+        return None
+    return text
+
+
 def _judged(client, mode: str, source: str, target: str, example_names: list[str]) -> tuple[dict, bool]:
-    """(per-sample record of one judgement, whether the judge call itself failed)."""
-    reply = client.ask(judge_prompt(source, target, example_names), max_tokens=JUDGE_MAX_TOKENS)
+    """(per-sample record of one judgement, whether the judge call failed or its reply was unreadable)."""
+    reply = client.ask(judge_prompt(source, target, example_names), max_tokens=JUDGE_MAX_TOKENS, parse=_readable)
     record = {"mode": mode, "judge_reply": reply.text, "cached": reply.cached, "examples": example_names}
     if not reply.ok:
         return {**record, "score": NAN, "error": reply.error or "judge call failed"}, True

@@ -74,9 +74,11 @@ def test_every_task_a_task_set_names_exists(name, task_manager):
 
 def test_the_mcqa_set_evaluates_each_mvbench_task_once_and_names_both_means():
     tasks = task_set("mcqa")
-    assert tasks.names == ("sinktop_videomme", "sinktop_mvbench", "sinktop_mlvu_dev")
+    assert tasks.names == ("sinktop_videomme", "sinktop_mvbench", "sinktop_mlvu_dev", "sinktop_nextqa_mc_test",
+                           "sinktop_longvideobench_val_v")
     assert tasks.benchmark_of == {"sinktop_videomme": "videomme", "sinktop_mvbench19": "mvbench",
-                                  "sinktop_mvbench": "mvbench20", "sinktop_mlvu_dev": "mlvu"}
+                                  "sinktop_mvbench": "mvbench20", "sinktop_mlvu_dev": "mlvu",
+                                  "sinktop_nextqa_mc_test": "nextqa", "sinktop_longvideobench_val_v": "longvideobench"}
 
 
 def test_the_paper_set_is_the_four_families():
