@@ -1,4 +1,4 @@
-"""Shared fixtures for the backbone tests: synthetic videos and the two tiny twins (loaded once).
+"""Shared fixtures for the backbone tests: synthetic videos and the tiny twins (loaded once).
 
 The twins are built into a session-private cache (``SINKTOP_CACHE``), so the build path runs in every
 test session and nothing leaks into the user's cache.
@@ -11,7 +11,7 @@ import pytest
 
 from sinktop_eval.synthetic_video import Scene, ShapeTrack, write_scene
 
-TWINS = ("tiny_qwen25vl", "tiny_llava_ov")
+TWINS = ("tiny_qwen25vl", "tiny_llava_ov", "tiny_llava_video")
 FRAMES = 16  # sampled frames per generation (8 temporal slices for Qwen)
 
 
@@ -49,6 +49,17 @@ def wide_clip(video_dir):
     scene = Scene(num_frames=16, height=112, width=160, fps=8.0, seed=5,
                   shapes=(ShapeTrack("green", "circle", x=40, y=50, vx=3.0, size=12),))
     return write_scene(video_dir / "wide.mp4", scene)
+
+
+@pytest.fixture(scope="session")
+def long_clip(video_dir):
+    """16 s at 2 fps: 16 sampled frames are 1 s apart, so Qwen's temporal ids step by 4 per slice and reach
+    well past the spatial extent (released rule: text starts at 29 after the video start, transformers
+    5.23: at 8)."""
+    scene = Scene(num_frames=32, height=112, width=112, fps=2.0, seed=7, shapes=(
+        ShapeTrack("yellow", "square", x=20, y=40, vx=2.0, size=10),
+    ))
+    return write_scene(video_dir / "long.mp4", scene)
 
 
 @pytest.fixture(scope="session")
