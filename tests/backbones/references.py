@@ -1,6 +1,8 @@
 """Independent references for the backbone tests: written from the published rules, never via the adapters.
 
 - ``released_mrope``: Qwen2.5-VL M-RoPE ids of one video by the released rule, from the grid by loops.
+- ``masked_reference``: Qwen2.5-VL / LLaVA-OV pruned logits predicted by the unpruned sequence with the
+  dropped tokens masked as keys (the model runs its own vision tower where it can).
 - ``llava_video_dense``: LLaVA-Video's dense video sequence from the vision tower's hidden states, pooled
   by reshaping (not by torch's pooling ops) and laid out by explicit loops over frames and rows.
 - ``llava_video_masked_logits``: the pruned model's logits predicted by the UNPRUNED sequence with the
@@ -34,6 +36,52 @@ def released_mrope(backbone, prepared) -> torch.Tensor:
     after = int(ids[:, start:end].max()) + 1
     ids[:, end:] = torch.arange(after, after + input_ids.numel() - end)
     return ids[:, None]
+
+
+def masked_reference(backbone, prepared, vision, pruned, head: bool = True) -> torch.Tensor:
+    """Qwen2.5-VL / LLaVA-OV: the unpruned sequence (the model runs its own vision tower unless a pruner
+    merged tokens), dropped visual tokens masked as keys, kept ones at their pruned-sequence positions.
+    Returns logits (or, ``head=False``, last hidden states) at the kept positions."""
+    inputs = prepared.inputs
+    input_ids = inputs["input_ids"]
+    L = input_ids.shape[1]
+    video = torch.nonzero(input_ids[0] == backbone.model.config.video_token_id).flatten()
+    start = int(video[0])
+    visual = vision.num_tokens
+    kept_visual = torch.zeros(visual, dtype=torch.bool)
+    kept_visual[pruned.index] = True
+    mask = torch.ones(1, L, dtype=inputs["attention_mask"].dtype)
+    mask[0, start:start + visual] = kept_visual.to(mask.dtype)
+
+    kwargs = {"input_ids": input_ids, "attention_mask": mask}
+    merged = not torch.equal(pruned.tokens, vision.features.reshape(visual, -1)[pruned.index])
+    if merged:  # substitute the pruner's merged features at the positions they stand for
+        features = vision.features.reshape(visual, -1).clone()
+        features[pruned.index] = pruned.tokens
+    if backbone.family == "qwen25vl":
+        mrope = released_mrope(backbone, prepared)  # (3, 1, L), original positions
+        kwargs["position_ids"] = torch.cat([torch.arange(L).view(1, 1, L), mrope])
+        kwargs["mm_token_type_ids"] = inputs["mm_token_type_ids"]
+        if merged:
+            kwargs["mm_encoder_outputs"] = {"video": BaseModelOutputWithPooling(pooler_output=(features,))}
+        else:
+            kwargs.update(pixel_values_videos=inputs["pixel_values_videos"], video_grid_thw=inputs["video_grid_thw"])
+    else:
+        kwargs["position_ids"] = (mask.long().cumsum(-1) - 1).clamp(min=0)  # contiguous over kept tokens
+        if merged:
+            video_tokens = torch.cat([features, vision.extra["newline"][None]])[None]
+            kwargs["mm_encoder_outputs"] = {"video": BaseModelOutputWithPooling(pooler_output=video_tokens)}
+        else:
+            kwargs["pixel_values_videos"] = inputs["pixel_values_videos"]
+    return _forward(backbone, head, **kwargs)[mask[0].bool()]
+
+
+def _forward(backbone, head: bool, **kwargs) -> torch.Tensor:
+    """(L, V) logits or (L, D) last hidden states of one sequence."""
+    with torch.no_grad():
+        if head:
+            return backbone.model(**kwargs).logits[0]
+        return backbone.model.model(**kwargs).last_hidden_state[0]
 
 
 def _pool_by_reshape(x: torch.Tensor, side: int, mode: str, stride: int) -> torch.Tensor:
@@ -89,8 +137,9 @@ def llava_video_dense(backbone, prepared) -> tuple[torch.Tensor, torch.Tensor, t
     return torch.stack(rows), torch.tensor(kinds), torch.tensor(groups), (h, w)
 
 
-def llava_video_masked_logits(backbone, prepared, pruned) -> torch.Tensor:
-    """Logits at the kept positions of the unpruned sequence, dropped tokens and empty-run newlines masked."""
+def llava_video_masked_logits(backbone, prepared, pruned, head: bool = True) -> torch.Tensor:
+    """Logits (or last hidden states) at the kept positions of the unpruned sequence, dropped tokens and the
+    newlines of rows / frames with no kept token masked."""
     sequence, kinds, groups, _ = llava_video_dense(backbone, prepared)
     newline_position = backbone.layout.newline
     visual = int((kinds == 0).sum())
@@ -115,8 +164,6 @@ def llava_video_masked_logits(backbone, prepared, pruned) -> torch.Tensor:
     mask = torch.ones(1, L, dtype=torch.long)
     mask[0, start:start + sequence.shape[0]] = keep.long()
     positions = (mask.cumsum(-1) - 1).clamp(min=0)
-    with torch.no_grad():
-        logits = backbone.model(input_ids=input_ids, attention_mask=mask, position_ids=positions,
-                                mm_encoder_outputs={"video": BaseModelOutputWithPooling(
-                                    pooler_output=sequence[None].to(backbone.dtype))}).logits[0]
-    return logits[mask[0].bool()]
+    out = _forward(backbone, head, input_ids=input_ids, attention_mask=mask, position_ids=positions,
+                   mm_encoder_outputs={"video": BaseModelOutputWithPooling(pooler_output=sequence[None].to(backbone.dtype))})
+    return out[mask[0].bool()]

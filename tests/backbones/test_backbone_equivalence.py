@@ -13,12 +13,11 @@ import sys
 
 import pytest
 import torch
-from transformers.modeling_outputs import BaseModelOutputWithPooling
 
 from sinktop_eval.pruning import build_pruner
 
 sys.path.insert(0, str(pathlib.Path(__file__).resolve().parent))
-from references import released_mrope  # noqa: E402
+from references import masked_reference  # noqa: E402
 
 TWINS = ("tiny_qwen25vl", "tiny_llava_ov")
 
@@ -54,43 +53,6 @@ def test_dense_generation_matches_unpatched_generate(name, twins, clip):
     assert out.stats["kept_visual_tokens"] == out.stats["dense_visual_tokens"]
 
 
-def _reference_logits(backbone, prepared, vision, pruned):
-    """Unpruned sequence, dropped visual tokens masked as keys, kept ones at their pruned-sequence positions."""
-    inputs = prepared.inputs
-    input_ids = inputs["input_ids"]
-    L = input_ids.shape[1]
-    video = torch.nonzero(input_ids[0] == backbone.model.config.video_token_id).flatten()
-    start = int(video[0])
-    visual = vision.num_tokens
-    kept_visual = torch.zeros(visual, dtype=torch.bool)
-    kept_visual[pruned.index] = True
-    mask = torch.ones(1, L, dtype=inputs["attention_mask"].dtype)
-    mask[0, start:start + visual] = kept_visual.to(mask.dtype)
-
-    kwargs = {"input_ids": input_ids, "attention_mask": mask}
-    merged = not torch.equal(pruned.tokens, vision.features.reshape(visual, -1)[pruned.index])
-    if merged:  # substitute the pruner's merged features at the positions they stand for
-        features = vision.features.reshape(visual, -1).clone()
-        features[pruned.index] = pruned.tokens
-    if backbone.family == "qwen25vl":
-        mrope = released_mrope(backbone, prepared)  # (3, 1, L), original positions
-        kwargs["position_ids"] = torch.cat([torch.arange(L).view(1, 1, L), mrope])
-        kwargs["mm_token_type_ids"] = inputs["mm_token_type_ids"]
-        if merged:
-            kwargs["mm_encoder_outputs"] = {"video": BaseModelOutputWithPooling(pooler_output=(features,))}
-        else:
-            kwargs.update(pixel_values_videos=inputs["pixel_values_videos"], video_grid_thw=inputs["video_grid_thw"])
-    else:
-        kwargs["position_ids"] = (mask.long().cumsum(-1) - 1).clamp(min=0)  # contiguous over kept tokens
-        if merged:
-            video_tokens = torch.cat([features, vision.extra["newline"][None]])[None]
-            kwargs["mm_encoder_outputs"] = {"video": BaseModelOutputWithPooling(pooler_output=video_tokens)}
-        else:
-            kwargs["pixel_values_videos"] = inputs["pixel_values_videos"]
-    logits = _logits(backbone.model, **kwargs)
-    return logits[mask[0].bool()]
-
-
 @pytest.mark.parametrize("name", TWINS)
 @pytest.mark.parametrize("pruner", ["random", "uniform", "fastvid"])
 def test_pruned_logits_equal_masked_reference(name, pruner, twins, encoded):
@@ -114,7 +76,7 @@ def _check_pruned(backbone, prepared, vision, pruner):
     assert len(pruned) < vision.num_tokens // 2
     spliced = backbone.splice(prepared, vision, pruned)
     got = _logits(backbone.model, **spliced)
-    want = _reference_logits(backbone, prepared, vision, pruned)
+    want = masked_reference(backbone, prepared, vision, pruned)
     assert got.shape == want.shape
     torch.testing.assert_close(got, want, atol=1e-5, rtol=1e-5)
 
