@@ -183,10 +183,14 @@ class Backbone:
         """The family whose SToP mu values this backbone uses (``mu_family`` or its own)."""
         return self.mu_family or self.family
 
+    def resolved_settings(self) -> dict[str, Any]:
+        """The adapter settings in effect (subclasses fill in values read from the checkpoint)."""
+        return dict(self.settings)
+
     def describe(self) -> dict[str, Any]:
         return {"backbone": self.name, "family": self.family, "checkpoint": self.checkpoint,
                 "dtype": str(self.dtype).removeprefix("torch."), "device": str(self.device),
-                "mu_family": self.stop_family, **self.settings}
+                "mu_family": self.stop_family, **self.resolved_settings()}
 
     # -- pipeline steps ----------------------------------------------------------------------------------
     def prepare(self, video: str | Path, prompt: str, frames: int = 32, start: float | None = None,
@@ -318,7 +322,7 @@ class Backbone:
             "window_s": [video.window[0] / video.fps, video.window[1] / video.fps],
             "dtype": str(self.dtype).removeprefix("torch."),
             "device": str(self.device),
-            **{f"backbone_{k}": v for k, v in self.settings.items()},
+            **{f"backbone_{k}": v for k, v in self.resolved_settings().items()},
         }
 
     def _placeholders(self, llm_inputs: dict) -> int:

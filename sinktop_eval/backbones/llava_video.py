@@ -150,11 +150,10 @@ class LlavaVideoBackbone(LlavaOVBackbone):
             raise ValueError(f"mm_spatial_pool_stride={stride!r} is invalid; allowed: an integer >= 1")
         return VideoLayout(mode, stride, newline, "+".join(sorted(sources)))
 
-    def describe(self) -> dict[str, Any]:
+    def resolved_settings(self) -> dict[str, Any]:
         layout = self.layout
-        return {**super().describe(), "mm_spatial_pool_mode": layout.pool_mode,
-                "mm_spatial_pool_stride": layout.stride, "mm_newline_position": layout.newline,
-                "layout_source": layout.source}
+        return {"mm_spatial_pool_mode": layout.pool_mode, "mm_spatial_pool_stride": layout.stride,
+                "mm_newline_position": layout.newline, "layout_source": layout.source}
 
     @property
     def patch_side(self) -> int:

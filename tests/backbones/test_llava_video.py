@@ -61,6 +61,14 @@ def test_layout_comes_from_the_checkpoint_config(video_twin, video_encoded):
     assert video_twin.stop_family == "llava_ov" and LlavaVideoBackbone.default_frames == 32
 
 
+def test_results_record_the_layout_and_newlines(video_twin, clip):
+    stats = video_twin.generate(clip, PROMPT, pruner=build_pruner("uniform", 0.25), frames=8, max_new_tokens=1).stats
+    assert (stats["backbone_mm_spatial_pool_mode"], stats["backbone_mm_spatial_pool_stride"],
+            stats["backbone_mm_newline_position"], stats["backbone_layout_source"]) == ("average", 2, "grid", "config.json")
+    assert stats["dense_visual_tokens"] == 8 * 36 and stats["newline_tokens_dense"] == 8 * 6
+    assert stats["visual_placeholders"] == stats["kept_visual_tokens"] + stats["newline_tokens"]
+
+
 def test_missing_layout_keys_fail_with_the_fix(tmp_path, tiny_cache):
     """A converted checkpoint has none of the keys: refuse, naming them and where they come from."""
     source = tiny_checkpoint("tiny_llava_video")
