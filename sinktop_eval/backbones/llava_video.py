@@ -39,7 +39,8 @@ keeps its one newline. Results count visual and newline tokens separately (``kep
 ``newline_tokens``).
 
 SToP mu values: the SToP release keys its defaults by pruner only (with a Qwen override), so
-LLaVA-Video runs with LLaVA-OV's values; ``mu_family = "llava_ov"`` says so. Frames: 32, as the paper.
+LLaVA-Video runs with LLaVA-OV's values; ``mu_family = "llava_ov"`` says so. Frames: the caller's
+(the runner's default is the paper's 32 for every backbone; LLaVA-Video's own card uses 64).
 """
 from __future__ import annotations
 
@@ -117,7 +118,6 @@ class LlavaVideoBackbone(LlavaOVBackbone):
     hf_class = "LlavaOnevisionForConditionalGeneration"
     mu_family = "llava_ov"
     mu_note = "LLaVA-OV values: the SToP release has no LLaVA-Video-specific mu (defaults keyed by pruner only)"
-    default_frames = 32  # the paper's setting for every backbone
     # None = read from the checkpoint's config.json (the LLaVA-NeXT key of the same name)
     SETTINGS: ClassVar[dict[str, Any]] = dict.fromkeys(LAYOUT_KEYS)
 

@@ -125,6 +125,12 @@ def resolve_depths(name: str, layers: Any = DEFAULT_LAYERS, vision_layers: Any =
     return out
 
 
+def kept_full_attention(vision_layers: int) -> list[int]:
+    """Full-attention block indexes when only the last ``vision_layers`` of the 7B's 32 ViT blocks are kept."""
+    dropped = QWEN25VL_7B_VISION["depth"] - vision_layers
+    return [i - dropped for i in QWEN25VL_7B_VISION["fullatt_block_indexes"] if i >= dropped]
+
+
 def _random_model(model_class, config, seed: int):
     """The model with random bfloat16 weights, initialised once (transformers' own init is skipped).
 
@@ -180,9 +186,7 @@ def build_real_shape_qwen25vl(directory: Path, seed: int = 0, layers: int = DEFA
 
     tokenizer = byte_level_tokenizer(QWEN_SPECIALS, QWEN_CHAT_TEMPLATE)
     eos, _, im_end, vstart, vend, image, video = _ids(tokenizer, *QWEN_SPECIALS)
-    dropped = QWEN25VL_7B_VISION["depth"] - vision_layers
-    vision = {**QWEN25VL_7B_VISION, "depth": vision_layers,
-              "fullatt_block_indexes": [i - dropped for i in QWEN25VL_7B_VISION["fullatt_block_indexes"] if i >= dropped]}
+    vision = {**QWEN25VL_7B_VISION, "depth": vision_layers, "fullatt_block_indexes": kept_full_attention(vision_layers)}
     text = {**QWEN25VL_7B_TEXT, "num_hidden_layers": layers, "max_window_layers": layers,
             "bos_token_id": eos, "eos_token_id": im_end, "pad_token_id": eos}
     config = Qwen2_5_VLConfig(vision_config=vision, text_config=text, image_token_id=image, video_token_id=video,

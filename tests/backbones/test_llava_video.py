@@ -58,7 +58,7 @@ def test_layout_comes_from_the_checkpoint_config(video_twin, video_encoded):
     described = video_twin.describe()
     assert described["mm_spatial_pool_mode"] == "average" and described["layout_source"] == "config.json"
     assert described["family"] == "llava_video" and described["mu_family"] == "llava_ov"
-    assert video_twin.stop_family == "llava_ov" and LlavaVideoBackbone.default_frames == 32
+    assert video_twin.stop_family == "llava_ov" and LlavaVideoBackbone.mu_family == "llava_ov"
 
 
 def test_results_record_the_layout_and_newlines(video_twin, clip):

@@ -187,7 +187,11 @@ def test_exactness_at_real_shape(name, real_clip):
 
 
 def test_depth_settings():
-    from sinktop_eval.backbones.real_shape import resolve_depths
+    from sinktop_eval.backbones.real_shape import kept_full_attention, resolve_depths
+
+    # the last k of the 7B's 32 blocks, full attention at 7 / 15 / 23 / 31
+    assert kept_full_attention(2) == [1] and kept_full_attention(9) == [0, 8]
+    assert kept_full_attention(32) == [7, 15, 23, 31]
 
     assert resolve_depths("real_shape_qwen25vl") == {"layers": 2, "vision_layers": 2}
     assert resolve_depths("real_shape_qwen25vl", layers=None, vision_layers="full") == {"layers": 28, "vision_layers": 32}
