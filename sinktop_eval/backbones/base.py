@@ -86,22 +86,37 @@ class _PrefillClock:
 class Backbone:
     """A loaded HF video LLM that can prune its visual tokens. See the module docstring."""
 
-    family: ClassVar[str] = "base"  # short id used in results (qwen25vl, llava_ov)
+    family: ClassVar[str] = "base"  # short id used in results (qwen25vl, llava_ov, llava_video)
     model_type: ClassVar[str] = ""  # config.json "model_type" this adapter handles
     hf_class: ClassVar[str] = ""  # transformers class name
+    # Whose published SToP mu values apply (the table in sinktop_eval.pruning.defaults is keyed by family);
+    # None = this adapter's own family. ``mu_note`` says why when it differs.
+    mu_family: ClassVar[str | None] = None
+    mu_note: ClassVar[str] = ""
+    # Adapter settings a user may pass to load_backbone: name -> default (recorded in describe())
+    SETTINGS: ClassVar[dict[str, Any]] = {}
 
-    def __init__(self, model, processor, name: str | None = None, checkpoint: str | Path | None = None) -> None:
+    def __init__(self, model, processor, name: str | None = None, checkpoint: str | Path | None = None,
+                 **settings: Any) -> None:
+        unknown = sorted(set(settings) - set(self.SETTINGS))
+        if unknown:
+            allowed = ", ".join(self.SETTINGS) or "none"
+            raise ValueError(f"backbone setting(s) {unknown} unknown for {self.family}; allowed: {allowed}")
         self.model = model.eval()
         self.processor = processor
         self.name = name or self.family
         self.checkpoint = str(checkpoint) if checkpoint is not None else ""
         self.video_kwargs: dict[str, Any] = {}  # extra processor kwargs for videos (sizes, caps)
+        self.settings: dict[str, Any] = {k: settings.get(k, default) for k, default in self.SETTINGS.items()}
 
     # -- loading -----------------------------------------------------------------------------------------
     @classmethod
     def from_pretrained(cls, path_or_id: str | Path, dtype: Any = None, device: Any = None,
-                        attn_implementation: str | None = "sdpa", name: str | None = None) -> Backbone:
+                        attn_implementation: str | None = "sdpa", name: str | None = None,
+                        **settings: Any) -> Backbone:
         """Load model + processor with transformers' ``from_pretrained`` (local dir or hub id).
+
+        ``settings`` are this adapter's ``SETTINGS`` (e.g. Qwen's ``rope_text_after_video``).
 
         ``device`` None picks cuda when available; ``dtype`` None picks bfloat16 on cuda, float32 on cpu.
         A hub id is first looked up in the local HF cache only; if it is not there and the hub is offline
@@ -121,7 +136,7 @@ class Backbone:
             model = model_class.from_pretrained(source, dtype=torch_dtype, device_map=str(device),
                                                 attn_implementation=attn_implementation or "sdpa",
                                                 local_files_only=local_only)
-            return cls(model, processor, name=name, checkpoint=source)
+            return cls(model, processor, name=name, checkpoint=source, **settings)
 
         if Path(source).is_dir():
             try:
@@ -163,9 +178,19 @@ class Backbone:
     def video_token_id(self) -> int:
         return int(self.model.config.video_token_id)
 
+    @property
+    def stop_family(self) -> str:
+        """The family whose SToP mu values this backbone uses (``mu_family`` or its own)."""
+        return self.mu_family or self.family
+
+    def resolved_settings(self) -> dict[str, Any]:
+        """The adapter settings in effect (subclasses fill in values read from the checkpoint)."""
+        return dict(self.settings)
+
     def describe(self) -> dict[str, Any]:
         return {"backbone": self.name, "family": self.family, "checkpoint": self.checkpoint,
-                "dtype": str(self.dtype).removeprefix("torch."), "device": str(self.device)}
+                "dtype": str(self.dtype).removeprefix("torch."), "device": str(self.device),
+                "mu_family": self.stop_family, **self.resolved_settings()}
 
     # -- pipeline steps ----------------------------------------------------------------------------------
     def prepare(self, video: str | Path, prompt: str, frames: int = 32, start: float | None = None,
@@ -272,6 +297,9 @@ class Backbone:
             "kept_visual_tokens": len(pruned),
             "visual_placeholders_dense": dense_len - (pruned_len - self._placeholders(llm_inputs)),
             "visual_placeholders": self._placeholders(llm_inputs),
+            # placeholders that carry no visual token (LLaVA's image_newline), dense and pruned
+            "newline_tokens_dense": dense_len - (pruned_len - self._placeholders(llm_inputs)) - T * n,
+            "newline_tokens": self._placeholders(llm_inputs) - len(pruned),
             "prompt_tokens_dense": dense_len,
             "prompt_tokens": pruned_len,
             "new_tokens": new_tokens,
@@ -294,6 +322,7 @@ class Backbone:
             "window_s": [video.window[0] / video.fps, video.window[1] / video.fps],
             "dtype": str(self.dtype).removeprefix("torch."),
             "device": str(self.device),
+            **{f"backbone_{k}": v for k, v in self.resolved_settings().items()},
         }
 
     def _placeholders(self, llm_inputs: dict) -> int:

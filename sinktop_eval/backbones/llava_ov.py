@@ -53,8 +53,8 @@ class LlavaOVBackbone(Backbone):
     model_type = "llava_onevision"
     hf_class = "LlavaOnevisionForConditionalGeneration"
 
-    def __init__(self, model, processor, name=None, checkpoint=None) -> None:
-        super().__init__(model, processor, name=name, checkpoint=checkpoint)
+    def __init__(self, model, processor, name=None, checkpoint=None, **settings) -> None:
+        super().__init__(model, processor, name=name, checkpoint=checkpoint, **settings)
         self._align_video_normalisation()
 
     def _align_video_normalisation(self) -> None:
@@ -82,6 +82,24 @@ class LlavaOVBackbone(Backbone):
     def encode(self, prepared: Prepared) -> VisionTokens:
         pixels = prepared.inputs["pixel_values_videos"]  # (1, F, 3, H, W)
         frames = int(pixels.shape[1])
+        out, captured = self._run_tower(pixels)
+        pooled = out.pooler_output[0]  # (F*n + 1, D): frames' tokens then the one image_newline
+        features = pooled[:-1].view(frames, -1, pooled.shape[-1])  # (F, n, D)
+        attn, keys = self._importance(captured, frames)  # (F, P), (F, P, d) on the patch grid
+        attn = self.pool(attn.unsqueeze(-1)).squeeze(-1)  # (F, n)
+        keys = self.pool(keys)  # (F, n, d)
+        n = features.shape[1]
+        side = round(n ** 0.5)
+        return VisionTokens(features, attn, keys, (side, n // side), None, {"newline": pooled[-1]})
+
+    def pool(self, x: Tensor) -> Tensor:
+        """(F, P, C) on the square patch grid -> (F, n, C) on the LLM grid: HF's own ``apply_pooling``
+        (bilinear to ceil(side / 2) per side)."""
+        return self.model.model.apply_pooling(x)
+
+    def _run_tower(self, pixels: Tensor) -> tuple[Any, dict[str, Tensor]]:
+        """HF's ``get_video_features`` with hooks keeping the feature layer's q / k projections and the
+        projector's output (F, P, D) (the features before pooling)."""
         attn_module = self.attention_layer
         captured: dict[str, Tensor] = {}
 
@@ -90,13 +108,15 @@ class LlavaOVBackbone(Backbone):
                 captured[name] = output
             return hook
 
-        with hooks((attn_module.q_proj, "forward", keep("q")), (attn_module.k_proj, "forward", keep("k"))):
+        with hooks((attn_module.q_proj, "forward", keep("q")), (attn_module.k_proj, "forward", keep("k")),
+                   (self.model.model.multi_modal_projector, "forward", keep("projected"))):
             out = self.model.model.get_video_features(pixel_values_videos=pixels, return_dict=True)
-        pooled = out.pooler_output[0]  # (F*n + 1, D): frames' tokens then the one image_newline
-        features = pooled[:-1].view(frames, -1, pooled.shape[-1])  # (F, n, D)
-        n = features.shape[1]
-        side = round(n ** 0.5)
+        return out, captured
 
+    def _importance(self, captured: dict[str, Tensor], frames: int) -> tuple[Tensor, Tensor]:
+        """Attention received (F, P) and head-averaged keys (F, P, d) of the feature layer, per frame,
+        restricted to the patches the projector reads (no CLS under the "default" strategy)."""
+        attn_module = self.attention_layer
         heads, head_dim = attn_module.num_heads, attn_module.head_dim
         q = captured["q"].view(frames, -1, heads, head_dim).transpose(1, 2)  # (F, H, P, d)
         k = captured["k"].view(frames, -1, heads, head_dim).transpose(1, 2)
@@ -104,9 +124,7 @@ class LlavaOVBackbone(Backbone):
         keys = k.float().mean(dim=1)  # (F, P, d)
         if self.model.config.vision_feature_select_strategy == "default":  # features drop the first (CLS) token
             attn, keys = attn[:, 1:], keys[:, 1:]
-        attn = self.model.model.apply_pooling(attn.unsqueeze(-1)).squeeze(-1)  # (F, n)
-        keys = self.model.model.apply_pooling(keys)  # (F, n, d)
-        return VisionTokens(features, attn, keys, (side, n // side), None, {"newline": pooled[-1]})
+        return attn, keys
 
     def kept_positions(self, prepared: Prepared, pruned: PruneOutput) -> Tensor:
         """(L',) positions in the unpruned sequence of every token of the pruned one, in LLM order."""

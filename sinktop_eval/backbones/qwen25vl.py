@@ -15,12 +15,24 @@ Splicing: placeholders of dropped tokens are removed; position_ids are explicit 
 contiguous 1-D positions (transformers builds the causal mask from it), rows 1-3 the ORIGINAL M-RoPE
 (t, h, w) ids of the kept tokens from ``get_rope_index`` on the unpruned sequence, so text after the
 video keeps its original positions too. Generation extends every row by +1 per new token, as for the
-unpruned model.
+unpruned model (``generate`` appends ``position_ids[..., -1:] + 1``; it never recomputes them).
+
+Text after a video (setting ``rope_text_after_video``). In transformers 5.23 ``get_rope_index`` moves
+the running position after a vision run by ``max(h, w) / merge`` only, ignoring how far the run's
+temporal ids reach; the released model (and transformers' own 4.x code) starts the next run at the
+vision run's largest id + 1. With 32 frames at 448x448 (grid 16x32x32, ~2 s per temporal slice) the
+question starts at 31 instead of 128, dense and pruned alike. ``official`` (default) post-processes the
+ids to the released rule: every run that follows a vision run continues from that run's max + 1, and
+everything after it moves by the same amount. ``hf`` keeps transformers' ids unchanged.
+
+``rope_deltas``: transformers caches (max id + 1 - length) on the model and uses it to place tokens when
+a forward with a KV cache gets no position_ids. ``splice`` sets it from the spliced ids, so such a
+decode step lands at max + 1 of the spliced prompt, exactly where ``generate``'s +1 extension puts it.
 """
 from __future__ import annotations
 
 from itertools import pairwise
-from typing import Any
+from typing import Any, ClassVar
 
 import torch
 from torch import Tensor
@@ -29,14 +41,51 @@ from ..pruning import PruneOutput
 from .base import Backbone, Prepared, VisionTokens
 from .capture import apply_rotary, attention_received, hooks
 
+ROPE_RULES = ("official", "hf")
+
+
+def continue_after_vision(position_ids: Tensor, mm_token_type_ids: Tensor,
+                          attention_mask: Tensor | None = None) -> Tensor:
+    """M-RoPE ids with every run that follows a vision run starting at that run's max id + 1.
+
+    position_ids: (3, B, L) from ``get_rope_index``; mm_token_type_ids: (B, L), 0 text, 1 image, 2 video.
+    Runs are maximal stretches of one token type among the attended (mask 1) tokens. A run after a
+    vision run, and everything after it, is shifted so its first id is the vision run's max (over t, h,
+    w) + 1; vision runs keep their internal layout (they are relative to their own start).
+    Returns a new (3, B, L) tensor; padded positions are left as they were.
+    """
+    out = position_ids.clone()
+    for b in range(out.shape[1]):
+        valid = (torch.ones_like(mm_token_type_ids[b], dtype=torch.bool) if attention_mask is None
+                 else attention_mask[b].bool())
+        where = torch.nonzero(valid).flatten()  # (S,)
+        types = mm_token_type_ids[b, where]  # (S,)
+        ids = out[:, b, where]  # (3, S)
+        cuts = (torch.nonzero(types[1:] != types[:-1]).flatten() + 1).tolist()
+        shift = 0
+        previous_vision_max = None
+        for start, end in zip([0, *cuts], [*cuts, int(types.numel())], strict=True):
+            ids[:, start:end] += shift
+            if previous_vision_max is not None:
+                step = int(previous_vision_max) + 1 - int(ids[0, start])
+                ids[:, start:end] += step
+                shift += step
+            previous_vision_max = ids[:, start:end].max() if int(types[start]) != 0 else None
+        out[:, b, where] = ids
+    return out
+
 
 class Qwen25VLBackbone(Backbone):
     family = "qwen25vl"
     model_type = "qwen2_5_vl"
     hf_class = "Qwen2_5_VLForConditionalGeneration"
+    SETTINGS: ClassVar[dict[str, Any]] = {"rope_text_after_video": "official"}  # official | hf, see module doc
 
-    def __init__(self, model, processor, name=None, checkpoint=None) -> None:
-        super().__init__(model, processor, name=name, checkpoint=checkpoint)
+    def __init__(self, model, processor, name=None, checkpoint=None, **settings) -> None:
+        super().__init__(model, processor, name=name, checkpoint=checkpoint, **settings)
+        if self.settings["rope_text_after_video"] not in ROPE_RULES:
+            raise ValueError(f"rope_text_after_video={self.settings['rope_text_after_video']!r} is invalid; "
+                             f"allowed: {', '.join(ROPE_RULES)}")
         video_processor = processor.video_processor
         if getattr(video_processor, "cap_pixels_per_frame", None) is None:
             # qwen-vl-utils' total-pixel budget per video (transformers' default is about to become this)
@@ -52,6 +101,11 @@ class Qwen25VLBackbone(Backbone):
         grid_thw = inputs["video_grid_thw"]  # (1, 3): temporal slices, patch rows, patch cols
         visual = self.visual
         block = visual.blocks[-1]
+        last = len(visual.blocks) - 1
+        if last not in visual.fullatt_block_indexes:  # a windowed block's map covers one window, not the slice
+            raise ValueError(f"the last ViT block ({last}) is a window-attention block "
+                             f"(fullatt_block_indexes={list(visual.fullatt_block_indexes)}); importance needs a "
+                             "full-attention block")
         captured: dict[str, Any] = {}
 
         def keep_call(module, args, kwargs):
@@ -109,12 +163,15 @@ class Qwen25VLBackbone(Backbone):
         return torch.argsort(window_index.to(grid_thw.device))
 
     def rope_index(self, prepared: Prepared) -> Tensor:
-        """(3, 1, L) M-RoPE (t, h, w) ids of the unpruned sequence, exactly as transformers computes them."""
+        """(3, 1, L) M-RoPE (t, h, w) ids of the unpruned sequence: transformers' ``get_rope_index``, then
+        the ``rope_text_after_video`` rule (``official``: text after the video continues from its max + 1)."""
         inputs = prepared.inputs
         position_ids, _ = self.model.model.get_rope_index(
             inputs["input_ids"], mm_token_type_ids=inputs["mm_token_type_ids"],
             video_grid_thw=inputs["video_grid_thw"], second_per_grid_ts=inputs.get("second_per_grid_ts"),
             attention_mask=inputs["attention_mask"])
+        if self.settings["rope_text_after_video"] == "official":
+            position_ids = continue_after_vision(position_ids, inputs["mm_token_type_ids"], inputs["attention_mask"])
         return position_ids
 
     def kept_positions(self, prepared: Prepared, pruned: PruneOutput) -> Tensor:
@@ -136,6 +193,8 @@ class Qwen25VLBackbone(Backbone):
         mrope = self.rope_index(prepared)[:, :, keep]  # (3, 1, L')
         text_positions = torch.arange(keep.numel(), device=keep.device).view(1, 1, -1)  # (1, 1, L')
         tokens = pruned.tokens.to(self.device, self.dtype)  # (k, D)
+        # what a cached forward without position_ids adds to its 0-based index: next id = max + 1
+        self.model.model.rope_deltas = (mrope.max() + 1 - keep.numel()).view(1, 1)
         return {
             "input_ids": inputs["input_ids"][:, keep],
             "attention_mask": torch.ones(1, keep.numel(), dtype=inputs["attention_mask"].dtype, device=keep.device),

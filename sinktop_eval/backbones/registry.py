@@ -4,6 +4,8 @@
     load_backbone("qwen25vl", path="/ckpt/qwen")       # the same adapter on a local checkpoint
     load_backbone("/ckpt/some-llava-ov")               # architecture read from its config.json
     load_backbone("tiny_llava_ov")                     # random-weight twin, built offline on first use
+    load_backbone("real_shape_llava_ov", layers=2)     # the 7B's shapes, random weights, 2 decoder layers
+    load_backbone("qwen25vl", rope_text_after_video="hf")   # an adapter setting (see each adapter's SETTINGS)
 """
 from __future__ import annotations
 
@@ -15,9 +17,12 @@ from typing import Any
 from .base import Backbone
 from .errors import UnknownBackboneError, UnsupportedCheckpointError
 from .llava_ov import LlavaOVBackbone
+from .llava_video import LAYOUT_KEYS, LlavaVideoBackbone
 from .qwen25vl import Qwen25VLBackbone
 from .tiny import tiny_checkpoint
 
+# config.json model_type -> the adapter for a bare checkpoint directory (LLaVA-Video checkpoints are
+# llava_onevision ones; a directory whose config carries LLaVA-NeXT's video layout keys gets that adapter)
 ADAPTERS: dict[str, type[Backbone]] = {cls.model_type: cls for cls in (Qwen25VLBackbone, LlavaOVBackbone)}
 
 
@@ -30,34 +35,47 @@ class BackboneSpec:
 BACKBONES: dict[str, BackboneSpec] = {
     "qwen25vl": BackboneSpec(Qwen25VLBackbone, "Qwen/Qwen2.5-VL-7B-Instruct"),
     "llava_ov": BackboneSpec(LlavaOVBackbone, "llava-hf/llava-onevision-qwen2-7b-ov-hf"),
+    # LLaVA-Video-7B-Qwen2 converted to HF (LLaVA-OneVision) format; its config lacks the video layout
+    # keys, which the adapter then asks for (see llava_video.py)
+    "llava_video": BackboneSpec(LlavaVideoBackbone, "Isotr0py/LLaVA-Video-7B-Qwen2-hf"),
     "tiny_qwen25vl": BackboneSpec(Qwen25VLBackbone, None),
     "tiny_llava_ov": BackboneSpec(LlavaOVBackbone, None),
+    "tiny_llava_video": BackboneSpec(LlavaVideoBackbone, None),
+    "real_shape_qwen25vl": BackboneSpec(Qwen25VLBackbone, None),
+    "real_shape_llava_ov": BackboneSpec(LlavaOVBackbone, None),
+    "real_shape_llava_video": BackboneSpec(LlavaVideoBackbone, None),
 }
+TWIN_DEPTH_OPTIONS = ("layers", "vision_layers")
 
 
 def load_backbone(name: str, dtype: Any = None, device: Any = None, attn_implementation: str | None = None,
-                  path: str | Path | None = None, seed: int = 0) -> Backbone:
+                  path: str | Path | None = None, seed: int = 0, **settings: Any) -> Backbone:
     """Load a backbone adapter: a registered name, a hub id of a registered model, or a checkpoint dir.
 
     ``path`` overrides where a registered name loads from (e.g. a local copy of the 7B checkpoint).
     ``dtype`` / ``device`` default to bfloat16 on cuda, float32 on cpu; ``attn_implementation`` to sdpa.
-    ``seed`` only matters for the tiny twins (their random weights).
+    ``seed`` only matters for the twins (their random weights). ``settings``: ``layers`` /
+    ``vision_layers`` for the real_shape_* twins (default 2 / 2; None = full depth), and the adapter's
+    own ``SETTINGS`` (Qwen2.5-VL: ``rope_text_after_video``; LLaVA-Video: the three video layout keys).
     """
     name = str(name)
-    kwargs = {"dtype": dtype, "device": device, "attn_implementation": attn_implementation or "sdpa"}
+    depths = {k: settings.pop(k) for k in TWIN_DEPTH_OPTIONS if k in settings}
+    if depths and not name.startswith("real_shape_"):
+        raise ValueError(f"{', '.join(depths)} only apply to the real_shape_* twins, not backbone={name!r}")
+    kwargs = {"dtype": dtype, "device": device, "attn_implementation": attn_implementation or "sdpa", **settings}
     by_hub_id = {spec.checkpoint: key for key, spec in BACKBONES.items() if spec.checkpoint}
     if name in BACKBONES or name in by_hub_id:
         key = by_hub_id.get(name, name)
         spec = BACKBONES[key]
         if path is not None:
             adapter = adapter_for(path)
-            if adapter is not spec.adapter:
+            if adapter.model_type != spec.adapter.model_type:
                 raise UnsupportedCheckpointError(
                     f"path={path} holds a {adapter.model_type} checkpoint but backbone={key} needs "
                     f"{spec.adapter.model_type}; pick the matching backbone ({adapter.family}) or path")
             source = str(path)
         else:
-            source = spec.checkpoint or str(tiny_checkpoint(key, seed))
+            source = spec.checkpoint or str(tiny_checkpoint(key, seed, **depths))
         return spec.adapter.from_pretrained(source, name=key, **kwargs)
     if path is not None:
         raise UnknownBackboneError(f"backbone={name!r} is unknown; allowed with path=: {', '.join(BACKBONES)}")
@@ -75,12 +93,15 @@ def adapter_for(path: str | Path) -> type[Backbone]:
         raise UnsupportedCheckpointError(f"checkpoint directory {path} has no config.json; point path= at a "
                                          "Hugging Face checkpoint directory")
     try:
-        model_type = json.loads(config_file.read_text(encoding="utf-8")).get("model_type")
+        config = json.loads(config_file.read_text(encoding="utf-8"))
     except (OSError, ValueError) as err:
         raise UnsupportedCheckpointError(f"cannot read {config_file}: {err}") from None
+    model_type = config.get("model_type")
     if model_type not in ADAPTERS:
         raise UnsupportedCheckpointError(f"checkpoint {path} has model_type={model_type!r}; supported: "
-                                         f"{', '.join(ADAPTERS)} (Qwen2.5-VL, LLaVA-OneVision)")
+                                         f"{', '.join(ADAPTERS)} (Qwen2.5-VL, LLaVA-OneVision / LLaVA-Video)")
+    if model_type == LlavaVideoBackbone.model_type and any(key in config for key in LAYOUT_KEYS):
+        return LlavaVideoBackbone
     return ADAPTERS[model_type]
 
 

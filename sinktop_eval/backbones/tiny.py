@@ -1,17 +1,20 @@
-"""Tiny random-weight twins of the two 7B checkpoints, built offline and saved like real checkpoints.
+"""Tiny random-weight twins of the 7B checkpoints, built offline and saved like real checkpoints.
 
 A twin is the same transformers class with a miniature config that keeps the real structure (Qwen:
 window attention + full-attention blocks, 2x2 spatial merge, temporal patches of 2 frames, M-RoPE;
 LLaVA-OV: a SigLIP tower read at ``vision_feature_layer``, projector, bilinear 2x2 pooling, one
-image_newline per video). It is written to a directory with ``save_pretrained`` and loaded back through
-the very same ``from_pretrained`` path as the 7B models, so tests exercise the real loading code.
-Deterministic from a seed; built in about a second; no network.
+image_newline per video; LLaVA-Video: the same class with LLaVA-NeXT's video layout keys in its
+config). It is written to a directory with ``save_pretrained`` and loaded back through the very same
+``from_pretrained`` path as the 7B models, so tests exercise the real loading code. Deterministic from
+a seed; built in about a second; no network.
 
 Cache: ``$SINKTOP_CACHE/tiny/<name>-v<BUILDER_VERSION>-seed<seed>/`` (default ``~/.cache/sinktop_eval``).
-Bump ``BUILDER_VERSION`` whenever a builder changes, so stale twins are never reused.
+Bump ``BUILDER_VERSION`` whenever a builder changes, so stale twins are never reused. The real-shape
+twins (``real_shape.py``, gigabytes each) are registered here too and cached under their own root.
 """
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import tempfile
@@ -21,6 +24,7 @@ from pathlib import Path
 import torch
 
 BUILDER_VERSION = 1
+REAL_SHAPE_VERSION = 1  # bump when a real-shape builder or its facts change
 
 # The chat layouts of the real checkpoints (system prompt, role markers, where the video goes).
 QWEN_CHAT_TEMPLATE = (
@@ -63,18 +67,34 @@ def cache_root() -> Path:
     return Path(base) / "tiny"
 
 
-def tiny_checkpoint(name: str, seed: int = 0) -> Path:
-    """Directory of the twin ``name`` (built on first use; later calls reuse it)."""
+def tiny_checkpoint(name: str, seed: int = 0, **options) -> Path:
+    """Directory of the twin ``name`` (built on first use; later calls reuse it).
+
+    ``options`` go to the builder (the real-shape twins take ``layers`` / ``vision_layers``) and are part
+    of the cache key.
+    """
     if name not in BUILDERS:
         raise KeyError(name)
-    target = cache_root() / f"{name}-v{BUILDER_VERSION}-seed{seed}"
+    if name.startswith("real_shape_"):
+        from .real_shape import cache_root as real_shape_root
+        from .real_shape import resolve_depths
+
+        options = resolve_depths(name, **options)
+        suffix = "".join(f"-{key[0].upper()}{value}" for key, value in options.items())  # e.g. -L2-V2
+        root, version = real_shape_root(), REAL_SHAPE_VERSION
+    else:
+        if options:
+            raise ValueError(f"{name} takes no build options (got {sorted(options)}); layers= and vision_layers= "
+                             "apply to the real_shape_* twins")
+        suffix, root, version = "", cache_root(), BUILDER_VERSION
+    target = root / f"{name}{suffix}-v{version}-seed{seed}"
     if (target / "config.json").is_file() and (target / ".complete").is_file():
         return target
     target.parent.mkdir(parents=True, exist_ok=True)
     staging = Path(tempfile.mkdtemp(prefix=f".{target.name}-", dir=target.parent))
     try:
-        BUILDERS[name](staging, seed)
-        (staging / ".complete").write_text(f"builder v{BUILDER_VERSION} seed {seed}\n")
+        BUILDERS[name](staging, seed, **options)
+        (staging / ".complete").write_text(f"builder v{version} seed {seed} {options}\n")
         staging.chmod(0o755)  # mkdtemp makes it private; a shared cache should stay readable
         try:
             staging.rename(target)  # atomic: a concurrent builder either wins or finds ours
@@ -214,6 +234,22 @@ def build_tiny_llava_ov(directory: Path, seed: int = 0) -> None:
     processor.save_pretrained(directory)
 
 
+# -- LLaVA-Video twin ---------------------------------------------------------------------------------
+def build_tiny_llava_video(directory: Path, seed: int = 0) -> None:
+    """The LLaVA-OV twin's architecture (LLaVA-Video-7B is LLaVA-OV-7B's) with LLaVA-NeXT's video layout
+    keys in its config: ``average`` pooling with stride 2 and a newline after every grid row.
+
+    On the 13x13 patch grid average pooling keeps floor(13/2)^2 = 6x6 = 36 tokens per frame where the HF
+    class's bilinear pooling gives ceil(13/2)^2 = 49: the 169-vs-196 difference of the 7B (27x27) in
+    miniature. Each frame then carries 6 grid newlines.
+    """
+    build_tiny_llava_ov(directory, seed)
+    config_file = directory / "config.json"
+    config = json.loads(config_file.read_text(encoding="utf-8"))
+    config.update(mm_spatial_pool_mode="average", mm_spatial_pool_stride=2, mm_newline_position="grid")
+    config_file.write_text(json.dumps(config, indent=2, sort_keys=True) + "\n", encoding="utf-8")
+
+
 def _save_model(directory: Path, seed: int, model_class, config, generation_config) -> None:
     """Random weights from ``seed``, saved as safetensors.
 
@@ -238,7 +274,17 @@ def _save_model(directory: Path, seed: int, model_class, config, generation_conf
     model.save_pretrained(directory)
 
 
-BUILDERS: dict[str, Callable[[Path, int], None]] = {
+def _real_shape(name: str) -> Callable[..., None]:
+    def build(directory: Path, seed: int = 0, **options) -> None:
+        from . import real_shape
+
+        real_shape.BUILDERS[name](directory, seed, **options)
+    return build
+
+
+BUILDERS: dict[str, Callable[..., None]] = {
     "tiny_qwen25vl": build_tiny_qwen25vl,
     "tiny_llava_ov": build_tiny_llava_ov,
+    "tiny_llava_video": build_tiny_llava_video,
+    **{name: _real_shape(name) for name in ("real_shape_qwen25vl", "real_shape_llava_ov", "real_shape_llava_video")},
 }

@@ -1,4 +1,4 @@
-"""Shared fixtures for the backbone tests: synthetic videos and the two tiny twins (loaded once).
+"""Shared fixtures for the backbone tests: synthetic videos and the tiny twins (loaded once).
 
 The twins are built into a session-private cache (``SINKTOP_CACHE``), so the build path runs in every
 test session and nothing leaks into the user's cache.
@@ -11,21 +11,30 @@ import pytest
 
 from sinktop_eval.benchmarks.synthetic_video import Scene, ShapeTrack, write_scene
 
-TWINS = ("tiny_qwen25vl", "tiny_llava_ov")
+TWINS = ("tiny_qwen25vl", "tiny_llava_ov", "tiny_llava_video")
 FRAMES = 16  # sampled frames per generation (8 temporal slices for Qwen)
 
 
 @pytest.fixture(scope="session", autouse=True)
 def tiny_cache(tmp_path_factory):
-    """Point SINKTOP_CACHE at a session directory for the whole backbone test run."""
+    """Point SINKTOP_CACHE at a session directory for the whole backbone test run.
+
+    The real-shape twins (GBs, ~25 s to build) stay in the user's cache across sessions: their directory
+    is keyed by builder version, depth and seed, so a reused one is always the one the code would build.
+    """
     previous = os.environ.get("SINKTOP_CACHE")
+    previous_real = os.environ.get("SINKTOP_REAL_SHAPE_CACHE")
+    if previous_real is None:
+        base = previous or os.path.join(os.path.expanduser("~"), ".cache", "sinktop_eval")
+        os.environ["SINKTOP_REAL_SHAPE_CACHE"] = os.path.join(base, "real_shape")
     root = tmp_path_factory.mktemp("sinktop_cache")
     os.environ["SINKTOP_CACHE"] = str(root)
     yield root
-    if previous is None:
-        os.environ.pop("SINKTOP_CACHE", None)
-    else:
-        os.environ["SINKTOP_CACHE"] = previous
+    for key, value in (("SINKTOP_CACHE", previous), ("SINKTOP_REAL_SHAPE_CACHE", previous_real)):
+        if value is None:
+            os.environ.pop(key, None)
+        else:
+            os.environ[key] = value
 
 
 @pytest.fixture(scope="session")
@@ -49,6 +58,35 @@ def wide_clip(video_dir):
     scene = Scene(num_frames=16, height=112, width=160, fps=8.0, seed=5,
                   shapes=(ShapeTrack("green", "circle", x=40, y=50, vx=3.0, size=12),))
     return write_scene(video_dir / "wide.mp4", scene)
+
+
+@pytest.fixture(scope="session")
+def long_clip(video_dir):
+    """16 s at 2 fps: 16 sampled frames are 1 s apart, so Qwen's temporal ids step by 4 per slice and reach
+    well past the spatial extent (released rule: text starts at 29 after the video start, transformers
+    5.23: at 8)."""
+    scene = Scene(num_frames=32, height=112, width=112, fps=2.0, seed=7, shapes=(
+        ShapeTrack("yellow", "square", x=20, y=40, vx=2.0, size=10),
+    ))
+    return write_scene(video_dir / "long.mp4", scene)
+
+
+@pytest.fixture(scope="session")
+def real_clip(video_dir):
+    """448x448 (Qwen keeps it: a 32x32 patch grid; LLaVA resizes to 384), 2 s at 8 fps, a sink corner."""
+    scene = Scene(num_frames=16, height=448, width=448, fps=8.0, seed=11, sink_box=(0, 0, 96, 96), shapes=(
+        ShapeTrack("red", "square", x=120, y=300, vx=6.0, size=40),
+        ShapeTrack("blue", "circle", x=320, y=120, vy=5.0, size=36),
+    ))
+    return write_scene(video_dir / "real.mp4", scene)
+
+
+@pytest.fixture(scope="session")
+def minute_clip(video_dir):
+    """448x448, 60 s at 1 fps: 32 frames sampled from it are 1.875 s apart (3.75 s per Qwen temporal slice)."""
+    scene = Scene(num_frames=60, height=448, width=448, fps=1.0, seed=13, sink_box=(0, 0, 96, 96),
+                  shapes=(ShapeTrack("green", "circle", x=100, y=200, vx=5.0, size=30),))
+    return write_scene(video_dir / "minute.mp4", scene)
 
 
 @pytest.fixture(scope="session")

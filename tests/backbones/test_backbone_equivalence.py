@@ -2,16 +2,22 @@
 
 The reference never goes through ``splice``: it is the plain HF forward on the UNPRUNED sequence (the
 model runs its own vision tower), with the dropped visual tokens masked out as keys and every kept
-token at the position the pruned sequence gives it — for Qwen2.5-VL the original M-RoPE ids from
-transformers' own ``get_rope_index``; for LLaVA-OV the contiguous renumbering (cumsum of the mask).
+token at the position the pruned sequence gives it — for Qwen2.5-VL the original M-RoPE ids by the
+released rule, built from the grid by ``references.released_mrope``; for LLaVA-OV the contiguous
+renumbering (cumsum of the mask). LLaVA-Video has its own file (its layout is not HF's).
 """
 from __future__ import annotations
 
+import pathlib
+import sys
+
 import pytest
 import torch
-from transformers.modeling_outputs import BaseModelOutputWithPooling
 
 from sinktop_eval.pruning import build_pruner
+
+sys.path.insert(0, str(pathlib.Path(__file__).resolve().parent))
+from references import masked_reference  # noqa: E402
 
 TWINS = ("tiny_qwen25vl", "tiny_llava_ov")
 
@@ -36,6 +42,8 @@ def test_dense_splice_reproduces_unpatched_logits_exactly(name, video, twins, re
 
 @pytest.mark.parametrize("name", TWINS)
 def test_dense_generation_matches_unpatched_generate(name, twins, clip):
+    """On this clip Qwen's two text-after-video rules agree (8 slices 1 id apart, 8x8 tokens), so the
+    unpatched generate is the reference; test_qwen_rope.py covers a clip where they differ."""
     backbone = twins[name]
     out = backbone.generate(clip, "Is there a red square?", pruner=None, frames=16, max_new_tokens=6)
     prepared = backbone.prepare(clip, "Is there a red square?", frames=16)
@@ -45,57 +53,30 @@ def test_dense_generation_matches_unpatched_generate(name, twins, clip):
     assert out.stats["kept_visual_tokens"] == out.stats["dense_visual_tokens"]
 
 
-def _reference_logits(backbone, prepared, vision, pruned):
-    """Unpruned sequence, dropped visual tokens masked as keys, kept ones at their pruned-sequence positions."""
-    inputs = prepared.inputs
-    input_ids = inputs["input_ids"]
-    L = input_ids.shape[1]
-    video = torch.nonzero(input_ids[0] == backbone.model.config.video_token_id).flatten()
-    start = int(video[0])
-    visual = vision.num_tokens
-    kept_visual = torch.zeros(visual, dtype=torch.bool)
-    kept_visual[pruned.index] = True
-    mask = torch.ones(1, L, dtype=inputs["attention_mask"].dtype)
-    mask[0, start:start + visual] = kept_visual.to(mask.dtype)
-
-    kwargs = {"input_ids": input_ids, "attention_mask": mask}
-    merged = not torch.equal(pruned.tokens, vision.features.reshape(visual, -1)[pruned.index])
-    if merged:  # substitute the pruner's merged features at the positions they stand for
-        features = vision.features.reshape(visual, -1).clone()
-        features[pruned.index] = pruned.tokens
-    if backbone.family == "qwen25vl":
-        mrope, _ = backbone.model.model.get_rope_index(
-            input_ids, mm_token_type_ids=inputs["mm_token_type_ids"], video_grid_thw=inputs["video_grid_thw"],
-            second_per_grid_ts=inputs["second_per_grid_ts"])  # (3, 1, L), original positions
-        kwargs["position_ids"] = torch.cat([torch.arange(L).view(1, 1, L), mrope])
-        kwargs["mm_token_type_ids"] = inputs["mm_token_type_ids"]
-        if merged:
-            kwargs["mm_encoder_outputs"] = {"video": BaseModelOutputWithPooling(pooler_output=(features,))}
-        else:
-            kwargs.update(pixel_values_videos=inputs["pixel_values_videos"], video_grid_thw=inputs["video_grid_thw"])
-    else:
-        kwargs["position_ids"] = (mask.long().cumsum(-1) - 1).clamp(min=0)  # contiguous over kept tokens
-        if merged:
-            video_tokens = torch.cat([features, vision.extra["newline"][None]])[None]
-            kwargs["mm_encoder_outputs"] = {"video": BaseModelOutputWithPooling(pooler_output=video_tokens)}
-        else:
-            kwargs["pixel_values_videos"] = inputs["pixel_values_videos"]
-    logits = _logits(backbone.model, **kwargs)
-    return logits[mask[0].bool()]
-
-
 @pytest.mark.parametrize("name", TWINS)
 @pytest.mark.parametrize("pruner", ["random", "uniform", "fastvid"])
 def test_pruned_logits_equal_masked_reference(name, pruner, twins, encoded):
     """r = 0.25: random / uniform keep original features; FastVID merges (and keeps index order)."""
     backbone = twins[name]
     prepared, vision = encoded[name]
+    _check_pruned(backbone, prepared, vision, pruner)
+
+
+@pytest.mark.parametrize("pruner", ["uniform", "fastvid"])
+def test_qwen_pruned_logits_equal_masked_reference_on_a_long_clip(pruner, twins, long_clip):
+    """Where the video's time ids outrun its spatial extent, so the text-after-video rule matters."""
+    backbone = twins["tiny_qwen25vl"]
+    prepared = backbone.prepare(long_clip, "What moves?", frames=16)
+    _check_pruned(backbone, prepared, backbone.encode(prepared), pruner)
+
+
+def _check_pruned(backbone, prepared, vision, pruner):
     pruned = build_pruner(pruner, 0.25, seed=1)(vision.features, vision.attn, keys=vision.keys, grid=vision.grid)
     assert torch.all(pruned.index[1:] > pruned.index[:-1]), "the reference needs tokens in index order"
     assert len(pruned) < vision.num_tokens // 2
     spliced = backbone.splice(prepared, vision, pruned)
     got = _logits(backbone.model, **spliced)
-    want = _reference_logits(backbone, prepared, vision, pruned)
+    want = masked_reference(backbone, prepared, vision, pruned)
     assert got.shape == want.shape
     torch.testing.assert_close(got, want, atol=1e-5, rtol=1e-5)
 

@@ -55,12 +55,13 @@ def test_path_override_and_mismatch(tiny_cache):
 
 
 def test_unknown_backbone_is_one_clear_line(tmp_path):
-    with pytest.raises(ValueError, match=r"backbone='qwen3' is unknown; allowed: qwen25vl, llava_ov, "
-                                         r"tiny_qwen25vl, tiny_llava_ov") as err:
+    with pytest.raises(ValueError, match=r"backbone='qwen3' is unknown; allowed: qwen25vl, llava_ov, llava_video, "
+                                         r"tiny_qwen25vl, tiny_llava_ov, tiny_llava_video, real_shape_qwen25vl, ") as err:
         load_backbone("qwen3")
     assert isinstance(err.value, UnknownBackboneError) and "\n" not in str(err.value)
     (tmp_path / "config.json").write_text('{"model_type": "llama"}')
-    with pytest.raises(UnsupportedCheckpointError, match=r"model_type='llama'; supported: qwen2_5_vl, llava_onevision"):
+    with pytest.raises(UnsupportedCheckpointError, match=r"model_type='llama'; supported: qwen2_5_vl, llava_onevision "
+                                                         r"\(Qwen2.5-VL, LLaVA-OneVision / LLaVA-Video\)"):
         load_backbone(str(tmp_path))
 
 

@@ -1,4 +1,4 @@
-"""Every pruner x SToP on/off x ratio {0.1, 0.25} generates on both twins and reports honest accounting."""
+"""Every pruner x SToP on/off x ratio {0.1, 0.25} generates on every tiny twin and reports honest accounting."""
 from __future__ import annotations
 
 import pytest
@@ -6,7 +6,7 @@ import pytest
 from sinktop_eval.backbones.flops import prefill_flops
 from sinktop_eval.pruning import build_pruner
 
-TWINS = ("tiny_qwen25vl", "tiny_llava_ov")
+TWINS = ("tiny_qwen25vl", "tiny_llava_ov", "tiny_llava_video")
 STOP = {"visionzip": (0.03, 0.0), "fastvid": (0.03, 0.0), "holitom": (0.04, 0.07)}  # SToP on; off = (0, 0)
 CASES = ([("dense", 1.0, False)]
          + [(name, ratio, False) for name in ("random", "uniform") for ratio in (0.1, 0.25)]
@@ -36,10 +36,16 @@ def test_every_pruner_generates_with_exact_counts(name, pruner_name, ratio, stop
     assert all(key in stats for key in STAT_KEYS)
     assert stats["dense_visual_tokens"] == vision.num_tokens
     assert stats["kept_visual_tokens"] == len(expected)
-    newline = 1 if backbone.family == "llava_ov" else 0
+    if backbone.family == "llava_video":  # grid newlines: one per frame row that keeps a token
+        h, w = vision.grid
+        newline, dense_newlines = len(set((expected.index // w).tolist())), vision.features.shape[0] * h
+    else:
+        newline = dense_newlines = 1 if backbone.family == "llava_ov" else 0
     assert stats["visual_placeholders"] == len(expected) + newline
-    assert stats["visual_placeholders_dense"] == vision.num_tokens + newline
-    assert stats["prompt_tokens_dense"] - stats["prompt_tokens"] == vision.num_tokens - len(expected)
+    assert stats["visual_placeholders_dense"] == vision.num_tokens + dense_newlines
+    assert (stats["newline_tokens"], stats["newline_tokens_dense"]) == (newline, dense_newlines)
+    assert stats["prompt_tokens_dense"] - stats["prompt_tokens"] == vision.num_tokens + dense_newlines - len(expected) \
+        - newline
     assert stats["prefill_flops"] == prefill_flops(backbone.text_config, stats["prompt_tokens"])
     assert stats["prefill_flops_dense"] == prefill_flops(backbone.text_config, stats["prompt_tokens_dense"])
     if pruner_name == "dense":
