@@ -80,7 +80,7 @@ def resolve_combination(backbone: str, pruner: str, stop: Any = "on", ratio: flo
     try:
         info = backbone_info(str(backbone), path)
         name = PRUNER_ALIASES.get(str(pruner), str(pruner))
-        stop_settings = stop_parameters(name, info.family, stop_mode(stop), mu_s, mu_t, **(stop_options or {}))
+        stop_settings = stop_parameters(name, info.mu_family, stop_mode(stop), mu_s, mu_t, **(stop_options or {}))
         pruner_kwargs = {k: v for k, v in stop_settings.items() if k not in ("stop", "mu_source")}  # its contract
         built = build_pruner(name, ratio, seed=seed, variant=variant, **pruner_kwargs, **settings)
     except ValueError as err:  # every layer below reports one line naming the value and the allowed ones
@@ -88,5 +88,7 @@ def resolve_combination(backbone: str, pruner: str, stop: Any = "on", ratio: flo
     source = stop_settings["mu_source"]
     if gamma is not None and built.stop:  # any SToP parameter set by hand makes a calibration run
         source = USER_OVERRIDE
+    elif info.mu_family != info.family and source.startswith("paper"):  # e.g. LLaVA-Video runs LLaVA-OV's values
+        source = f"{source} ({info.mu_family} values for {info.family}: {info.mu_note})"
     return Combination(backbone=str(backbone), family=info.family, weights=info.weights, checkpoint=info.checkpoint,
                        pruner=built, stop=stop_settings["stop"], mu_source=source, settings=settings)

@@ -23,10 +23,11 @@ COLUMNS = [
     "run_id", "timestamp", "backbone", "family", "weights", "checkpoint", "pruner", "pruner_settings", "stop", "mu_s",
     "mu_t", "mu_source", "gamma", "ratio", "frames", "seed", "limit", "benchmark", "task", "split", "metric", "value",
     "n_samples", "skipped", "kept_visual_tokens",
-    "dense_visual_tokens", "prefill_tflops", "prefill_tflops_dense", "latency_s", "peak_mem_gb", "judge_model",
-    "code_version",
+    "dense_visual_tokens", "prefill_tflops", "prefill_tflops_dense", "latency_s", "peak_mem_gb", "sink_kept",
+    "sink_dense", "judge_model", "code_version",
 ]
 RESULTS_FILE = "results.csv"
+SINK_STATS_FILE = "sink_stats.json"  # beside results.csv: the run's sink statistics (runner.run.sink_summary)
 # mu_source of a run whose SToP parameters were set by hand (a calibration run, not the paper's setting);
 # pruning.defaults.stop_parameters writes it for mu overrides, the combination for a gamma override
 USER_OVERRIDE = "user override"
@@ -53,14 +54,18 @@ def _mean(values: list[float]) -> float | None:
 
 
 def cost_summary(records: list[dict]) -> dict[str, float | None]:
-    """Mean per-generation cost of a set of model records (the design's cost columns)."""
+    """Mean per-generation cost of a set of model records (the design's cost columns), and the mean kept and
+    dense tokens at the video's sink positions (``sink_kept``, ``sink_dense``: the paper's Fig. 4 count)."""
     def mean_of(key: str, scale: float = 1.0):
         value = _mean([r.get(key) for r in records])
         return None if value is None else value / scale
 
     latency = _mean([sum(r.get(k) or 0.0 for k in COST_KEYS) for r in records]) if records else None
     peaks = [r.get("peak_mem_gb") for r in records if r.get("peak_mem_gb") is not None]
-    return {"kept_visual_tokens": mean_of("kept_visual_tokens"), "dense_visual_tokens": mean_of("dense_visual_tokens"),
+    sinks = [r["sink"] for r in records if isinstance(r.get("sink"), dict)]
+    return {"sink_kept": _mean([s.get("kept_at_sink") for s in sinks]),
+            "sink_dense": _mean([s.get("dense_at_sink") for s in sinks]),
+            "kept_visual_tokens": mean_of("kept_visual_tokens"), "dense_visual_tokens": mean_of("dense_visual_tokens"),
             "prefill_tflops": mean_of("prefill_flops", 1e12), "prefill_tflops_dense": mean_of("prefill_flops_dense", 1e12),
             "latency_s": latency, "peak_mem_gb": max(peaks) if peaks else None}
 

@@ -20,7 +20,7 @@ from typing import Any, ClassVar
 import torch
 from torch import Tensor
 
-from ..pruning import PruneOutput, Pruner, build_pruner
+from ..pruning import PruneOutput, Pruner, build_pruner, sink_statistics
 from .errors import CheckpointUnavailableError
 from .flops import FORMULA, prefill_flops
 from .stats import PeakMemory, Stopwatch, synchronize
@@ -323,6 +323,9 @@ class Backbone:
             "dtype": str(self.dtype).removeprefix("torch."),
             "device": str(self.device),
             **{f"backbone_{k}": v for k, v in self.resolved_settings().items()},
+            # which kept tokens sit at the video's sink positions (Figs. 2b and 4): the one definition of
+            # the sink set and the per-position selection frequency live in pruning.sink_stats
+            "sink": sink_statistics(vision.attn, pruned.index, T, n, gamma=pruner.gamma),
         }
 
     def _placeholders(self, llm_inputs: dict) -> int:

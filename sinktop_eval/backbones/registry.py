@@ -109,9 +109,11 @@ def adapter_for(path: str | Path) -> type[Backbone]:
 class BackboneInfo:
     """What results and tables need to know about a backbone, without loading it."""
 
-    family: str  # the adapter's family (qwen25vl, llava_ov): SToP values and paper tables are keyed by it
+    family: str  # the adapter's family (qwen25vl, llava_ov, llava_video): paper tables are keyed by it
     weights: str  # "pretrained", or "random" for an offline twin (a pipeline check, not a measurement)
     checkpoint: str  # what the weights are: the hub id, the local directory, or the twin's name
+    mu_family: str = ""  # whose published SToP values apply ("" = its own family); mu_note says why
+    mu_note: str = ""
 
 
 def backbone_info(name: str, path: str | Path | None = None) -> BackboneInfo:
@@ -119,12 +121,26 @@ def backbone_info(name: str, path: str | Path | None = None) -> BackboneInfo:
     by_hub_id = {spec.checkpoint: key for key, spec in BACKBONES.items() if spec.checkpoint}
     spec = BACKBONES.get(by_hub_id.get(name, name))
     if spec is None and path is None and Path(name).is_dir():
-        return BackboneInfo(adapter_for(name).family, "pretrained", str(name))
+        return _info(adapter_for(name), "pretrained", str(name))
     if spec is None:
         raise UnknownBackboneError(f"backbone={name!r} is unknown; allowed: {', '.join(BACKBONES)}, "
                                    "or a local checkpoint directory with a config.json")
     if path is not None:
-        return BackboneInfo(spec.adapter.family, "pretrained", str(path))
+        return _info(spec.adapter, "pretrained", str(path))
     if spec.checkpoint is None:
-        return BackboneInfo(spec.adapter.family, "random", f"{by_hub_id.get(name, name)} (offline twin, random weights)")
-    return BackboneInfo(spec.adapter.family, "pretrained", spec.checkpoint)
+        return _info(spec.adapter, "random", f"{by_hub_id.get(name, name)} (offline twin, random weights)")
+    return _info(spec.adapter, "pretrained", spec.checkpoint)
+
+
+def _info(adapter: type[Backbone], weights: str, checkpoint: str) -> BackboneInfo:
+    return BackboneInfo(adapter.family, weights, checkpoint, adapter.mu_family or adapter.family, adapter.mu_note)
+
+
+def backbone_settings(name: str) -> dict[str, Any]:
+    """The keyword settings ``load_backbone(name, ...)`` takes beyond dtype/device/path, with their defaults:
+    the adapter's ``SETTINGS`` and, for the real_shape_* twins, their depth (``layers``, ``vision_layers``)."""
+    from .real_shape import DEFAULT_LAYERS, DEFAULT_VISION_LAYERS
+
+    spec = BACKBONES[name]
+    depth = {"layers": DEFAULT_LAYERS, "vision_layers": DEFAULT_VISION_LAYERS} if name.startswith("real_shape_") else {}
+    return {**spec.adapter.SETTINGS, **depth}

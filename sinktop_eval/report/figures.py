@@ -24,11 +24,10 @@ import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 
 from ..files import atomic_write_text  # noqa: E402
-from ..results import USER_OVERRIDE  # noqa: E402
+from ..results import SINK_STATS_FILE, USER_OVERRIDE  # noqa: E402
 from .build import table_runs  # noqa: E402
 from .plots import PRUNER_COLOURS, STOP_STYLE, method_label  # noqa: E402
 
-SINK_STATS_FILE = "sink_stats.json"
 EH_METRICS = ("binary_acc", "desc_acc", "overall_acc")  # what Figs. 6 and 7 show (EventHallusion)
 SENSITIVITY_PARAMETERS = ("mu_s", "mu_t", "gamma")
 

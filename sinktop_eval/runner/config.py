@@ -45,6 +45,10 @@ class ModelConfig:
     dtype: str = "auto"  # auto = bfloat16 on cuda, float32 on cpu
     device: str = "auto"  # auto = cuda when available, else cpu
     attn_implementation: str = "sdpa"
+    # the adapter's own settings and the real-shape twins' depth (load_backbone's keywords; schema and
+    # defaults from the backbone registry), e.g. rope_text_after_video: official | hf (Qwen2.5-VL);
+    # layers / vision_layers (real_shape_*: null = full depth)
+    settings: Any = field(default_factory=dict)
 
 
 @dataclass
@@ -133,15 +137,27 @@ def pruner_settings_schema(cls: type) -> type:
                                                       for p in params])
 
 
+def backbone_settings_schema(name: str) -> type:
+    """A dataclass of a backbone's settings (the registry's defaults; values of any type, checked on load)."""
+    from ..backbones.registry import backbone_settings
+
+    return make_dataclass(f"{name}_settings", [(k, Any, field(default=v)) for k, v in backbone_settings(name).items()])
+
+
 def register_schema() -> None:
-    """Make the schemas known to Hydra: the run's (config.yaml's defaults list starts with it) and one
-    ``pruner/base_<name>`` per registered pruner, which each configs/pruner/<name>.yaml extends."""
+    """Make the schemas known to Hydra: the run's (config.yaml's defaults list starts with it), one
+    ``pruner/base_<name>`` per registered pruner and one ``model/base_<name>`` per registered backbone,
+    which each configs/pruner/<name>.yaml and configs/model/<name>.yaml extends."""
+    from ..backbones.registry import BACKBONES
     from ..pruning import PRUNERS
 
     store = ConfigStore.instance()
     store.store(name=SCHEMA_NAME, node=RunConfig)
     for name, cls in PRUNERS.items():
         store.store(group="pruner", name=f"base_{name}", node=PrunerConfig(name=name, settings=pruner_settings_schema(cls)()))
+    for name in BACKBONES:
+        store.store(group="model", name=f"base_{name}",
+                    node=ModelConfig(backbone=name, settings=backbone_settings_schema(name)()))
 
 
 # --------------------------------------------------------------------------- command-line checks
@@ -151,12 +167,15 @@ def group_options(group: str) -> list[str]:
     return sorted(p.stem for p in (CONFIG_DIR / group).glob("*.yaml"))
 
 
-def _validation_target(pruner: str | None) -> DictConfig:
-    """The schema with model.* and pruner.* filled by their schemas (the chosen pruner's own settings), so
-    every key an override can name is checked."""
+def _validation_target(pruner: str | None, model: str | None) -> DictConfig:
+    """The schema with model.* and pruner.* filled by their schemas (the chosen backbone's and pruner's own
+    settings), so every key an override can name is checked."""
+    from ..backbones.registry import BACKBONES
     from ..pruning import PRUNERS
 
     target = OmegaConf.structured(RunConfig)
+    if model in BACKBONES:
+        target.model = ModelConfig(backbone=model, settings=backbone_settings_schema(model)())
     cls = PRUNERS.get(pruner) if pruner else None
     target.pruner = PrunerConfig(name=pruner or MISSING,
                                  settings=pruner_settings_schema(cls)() if cls else {})
@@ -191,6 +210,7 @@ def check_overrides(args: list[str]) -> None:
     parser = OverridesParser.create()
     parsed = [p for p in (_parse(parser, arg) for arg in args) if p is not None]
     pruners: list[str | None] = []
+    models: list[str | None] = []
     for override, values in parsed:
         key = override.key_or_group
         if key not in CHOICE_GROUPS:
@@ -203,10 +223,15 @@ def check_overrides(args: list[str]) -> None:
             raise ConfigError(f"{key} is not in the defaults list: write +{key}={','.join(map(str, values))}")
         if key == "pruner":
             pruners += [str(v) for v in values]
+        if key == "model":
+            models += [str(v) for v in values]
     from ..combination import PRUNER_ALIASES
 
-    for pruner in dict.fromkeys(pruners or [None]):
-        target = _validation_target(PRUNER_ALIASES.get(pruner, pruner))
+    model_files = {m: OmegaConf.load(CONFIG_DIR / "model" / f"{m}.yaml") for m in dict.fromkeys(models)}
+    backbones = [next((d.removeprefix("base_") for d in cfg.get("defaults", []) if isinstance(d, str)), None)
+                 for cfg in model_files.values()]
+    for pruner, model in ((p, m) for p in dict.fromkeys(pruners or [None]) for m in dict.fromkeys(backbones or [None])):
+        target = _validation_target(PRUNER_ALIASES.get(pruner, pruner), model)
         for override, values in parsed:
             if override.key_or_group in CHOICE_GROUPS:
                 continue
@@ -215,7 +240,8 @@ def check_overrides(args: list[str]) -> None:
                     OmegaConf.update(target, override.key_or_group, value, merge=True,
                                      force_add=override.type == OverrideType.FORCE_ADD)
                 except OmegaConfBaseException as err:
-                    where = f" (pruner {pruner})" if override.key_or_group.startswith("pruner.") and pruner else ""
+                    where = (f" (pruner {pruner})" if override.key_or_group.startswith("pruner.") and pruner else
+                             f" (backbone {model})" if override.key_or_group.startswith("model.") and model else "")
                     raise ConfigError(f"{override.key_or_group}={value!r} is invalid{where}: {first_line(err)}") from None
 
 
@@ -252,10 +278,17 @@ class RunSpec:
     def output_dir(self) -> Path:
         return Path(self.config.output_dir)
 
+    @property
+    def backbone_settings(self) -> dict[str, Any]:
+        """load_backbone's keyword settings (the model option's schema turns them into a dataclass)."""
+        settings = self.config.model.settings
+        return dict(settings) if isinstance(settings, dict) else asdict(settings)
+
     def identity(self) -> dict[str, Any]:
         """Everything that changes the numbers (and nothing that does not, like output_dir or force)."""
         combo = self.combination.describe()
-        return {"backbone": combo["backbone"], "checkpoint": combo["checkpoint"], "dtype": self.dtype,
+        backbone_settings = {"backbone_settings": self.backbone_settings} if self.backbone_settings else {}
+        return {"backbone": combo["backbone"], "checkpoint": combo["checkpoint"], "dtype": self.dtype, **backbone_settings,
                 **{k: combo[k] for k in ("pruner", "pruner_settings", "stop", "mu_s", "mu_t", "gamma", "ratio")},
                 "frames": self.config.frames, "seed": self.config.seed, "limit": self.limit,
                 "max_new_tokens": self.config.max_new_tokens, "tasks": list(self.tasks.names),

@@ -18,6 +18,7 @@ import os
 import shutil
 import socket
 import time
+from collections import Counter
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass
@@ -28,10 +29,10 @@ import pandas as pd
 from omegaconf import OmegaConf
 
 from ..files import atomic_write_text
+from ..results import RESULTS_FILE, SINK_STATS_FILE, atomic_write_csv, atomic_write_jsonl, results_rows, sample_logs
 from .config import RunSpec
 from .preflight import TaskEnvironment, task_environment
 from .provenance import code_version, environment_report
-from ..results import RESULTS_FILE, atomic_write_csv, atomic_write_jsonl, results_rows, sample_logs
 from .tracking import log_table_run
 
 log = logging.getLogger(__name__)
@@ -53,20 +54,34 @@ class BackboneCache:
 
     def get(self, spec: RunSpec):
         model = spec.config.model
-        key = (model.backbone, model.path, spec.dtype, model.device, model.attn_implementation)
+        settings = spec.backbone_settings
+        key = (model.backbone, model.path, spec.dtype, model.device, model.attn_implementation,
+               json.dumps(settings, sort_keys=True))
         if key != self._key:
             from ..backbones import load_backbone
 
             self._backbone, self._key = None, None
             gc.collect()
             self._backbone = load_backbone(model.backbone, path=model.path, dtype=spec.dtype, device=model.device,
-                                           attn_implementation=model.attn_implementation)
+                                           attn_implementation=model.attn_implementation, **settings)
             self._key = key
             self.loads += 1
         return self._backbone
 
 
 BACKBONES = BackboneCache()
+
+
+def sink_summary(records: list[dict]) -> dict[str, Any]:
+    """The run's summary of its generations' sink statistics, with the token grid when every video shares one."""
+    from ..pruning import summarise_sink_statistics
+
+    sinks = [r["sink"] for r in records if isinstance(r.get("sink"), dict)]
+    grids = {tuple(r["grid"]) for r in records if r.get("grid")}
+    votes = Counter(p for s in sinks for p in s.get("sink_positions", []))  # positions in a video's sink set
+    common = sorted(p for p, count in votes.items() if count * 2 >= len(sinks))  # ... in at least half of them
+    return {**summarise_sink_statistics(sinks), "grid": list(grids.pop()) if len(grids) == 1 else None,
+            "sink_positions": common, "sink_positions_rule": "in the sink set of at least half of the videos"}
 
 
 class UnmeasuredJudgeMetrics(RuntimeError):
@@ -190,6 +205,7 @@ def _evaluate(spec: RunSpec, task_env: TaskEnvironment, hydra_config: Any, backb
     rows = results_rows(run_columns(spec, task_env.judge_model), results, model.records, spec.tasks.benchmark_of)
     for task, samples in sample_logs(results, model.records).items():
         atomic_write_jsonl(run_dir / "samples" / f"{task}.jsonl", samples)
+    atomic_write_text(run_dir / SINK_STATS_FILE, json.dumps(sink_summary(model.records), indent=1))
     summary = {k: v for k, v in results.items() if k != "samples"}
     atomic_write_text(run_dir / "lmms_results.json", json.dumps(summary, indent=2, default=str))
     atomic_write_csv(results_path, rows)  # last: its presence marks the combination finished

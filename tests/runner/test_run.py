@@ -155,6 +155,13 @@ def test_finished_run_directory_holds_every_artifact(finished):
         assert all(s["generations"] and s["generations"][0]["task"] == task for s in samples)
     lmms = json.loads((run_dir / "lmms_results.json").read_text())
     assert leaves <= set(lmms["results"]) and "samples" not in lmms
+    # every generation says which kept tokens sit at the video's sink positions; the run sums them up
+    assert all(0 <= g["sink"]["kept_at_sink"] <= g["sink"]["dense_at_sink"] for g in generations)
+    sinks = json.loads((run_dir / "sink_stats.json").read_text())
+    assert sinks["videos"] == len(generations) and sinks["kept_at_sink"] == sum(g["sink"]["kept_at_sink"]
+                                                                                 for g in generations)
+    h, w = sinks["grid"]
+    assert len(sinks["selection_frequency"]) == h * w and all(0 <= f <= 1 for f in sinks["selection_frequency"])
 
 
 def test_results_csv_has_the_design_columns_and_no_stderr_rows(finished):
@@ -177,6 +184,7 @@ def test_results_csv_has_the_design_columns_and_no_stderr_rows(finished):
                           "sinktop_mvbench_local": "mvbench", "sinktop_argus": "argus"}
     assert (rows["kept_visual_tokens"] < rows["dense_visual_tokens"]).all()
     assert rows["judge_model"].isna().all()  # no judge configured
+    assert (rows["sink_kept"] <= rows["sink_dense"]).all() and rows["sink_dense"].gt(0).all()
     # every metric of the smoke tasks has a row; judge metrics without a judge are empty, not zero
     metrics = set(rows["metric"])
     assert {"binary_acc", "acc", "activitynet_acc", "youcook2_acc", "ci", "desc_acc"} <= metrics
