@@ -8,6 +8,7 @@ the scored samples to rank 0. This module holds the few things the model and the
     accelerator()            accelerate's Accelerator, set up for the launch (gloo on CPU-only machines)
     all_gather(obj)          every rank's object, in rank order (a list of one when not distributed)
     barrier()                wait for every rank
+    shutdown()               leave the process group together (at the end of a job)
 
 Only the standard launchers' variables are read; nothing here starts processes.
 """
@@ -99,3 +100,13 @@ def barrier() -> None:
         if not _initialised():
             accelerator()
         dist.barrier()
+
+
+def shutdown() -> None:
+    """Leave the process group together: a rank that exits while another still uses the group can be aborted
+    by the collective library ("terminate called without an active exception") and fail a finished job."""
+    if world().distributed and _initialised():
+        import torch.distributed as dist
+
+        dist.barrier()
+        dist.destroy_process_group()

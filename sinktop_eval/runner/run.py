@@ -3,7 +3,8 @@
 Run directory (``<output_dir>/<run_id>/``):
     config.yaml         the resolved combination (and the Hydra config it came from)
     environment.json    package versions, git commit, machine
-    generations.jsonl   every generation with its cost stats, appended as it happens (resume point)
+    generations.jsonl   every generation with its cost stats, appended as it happens (resume point);
+                        generations.rank<r>.jsonl per rank under torchrun / accelerate launch
     samples/<task>.jsonl  lmms-eval's per-sample logs joined with the generations
     lmms_results.json   lmms-eval's aggregate output
     results.csv         one row per (task, metric); written last, atomically: its presence = done
@@ -23,6 +24,7 @@ import pandas as pd
 from omegaconf import OmegaConf
 
 from ..files import atomic_write_text
+from ..lmms import parallel
 from .config import RunSpec
 from .preflight import TaskEnvironment, task_environment
 from .provenance import code_version, environment_report
@@ -54,7 +56,8 @@ class BackboneCache:
 
             self._backbone, self._key = None, None
             gc.collect()
-            self._backbone = load_backbone(model.backbone, path=model.path, dtype=spec.dtype, device=model.device,
+            self._backbone = load_backbone(model.backbone, path=model.path, dtype=spec.dtype,
+                                           device=parallel.rank_device(model.device),
                                            attn_implementation=model.attn_implementation)
             self._key = key
             self.loads += 1
@@ -68,7 +71,24 @@ BACKBONES = BackboneCache()
 class RunOutcome:
     status: str  # "done" | "skipped"
     run_dir: Path
-    rows: pd.DataFrame
+    rows: pd.DataFrame  # empty on ranks other than 0 (rank 0 writes the results)
+    encoder_passes: dict[str, int] | None = None  # this run's fresh generations by vision source: hit / miss / off
+
+
+def encoder_passes(records: list[dict[str, Any]]) -> dict[str, int]:
+    """How this run's new generations got their vision features: "miss"/"off" ran the encoder, "hit" saved a pass."""
+    counts = {"hit": 0, "miss": 0, "off": 0}
+    for record in records:
+        if not record.get("resumed"):
+            source = record.get("vision_cache", "off")
+            counts[source] = counts.get(source, 0) + 1
+    return counts
+
+
+def generation_files(run_dir: Path) -> list[Path]:
+    """The run's resume files: generations.jsonl and, from multi-process runs, one per rank."""
+    stem, suffix = Path(GENERATIONS_FILE).stem, Path(GENERATIONS_FILE).suffix
+    return [p for p in [run_dir / GENERATIONS_FILE, *sorted(run_dir.glob(f"{stem}.rank*{suffix}"))] if p.exists()]
 
 
 def run_columns(spec: RunSpec, judge_model: str | None) -> dict[str, Any]:
@@ -102,12 +122,16 @@ def run_combination(spec: RunSpec, hydra_config: Any = None, backbones: Backbone
         return RunOutcome("skipped", run_dir, pd.read_csv(results_path))
     # data, judge and task build: fails before any model loads; the variables it sets end with the run
     with task_environment(spec) as task_env:
-        if config.force or config.rescore:  # only now: a failed preflight leaves the finished results in place
+        if (config.force or config.rescore) and parallel.world().main:
+            # only now: a failed preflight leaves the finished results in place
             backup = _start_fresh(run_dir)
-            if config.rescore and backup is not None and (backup / GENERATIONS_FILE).exists():
+            if config.rescore and backup is not None:
                 # the saved answers are the resume point: every generation is reused, only scoring runs
                 run_dir.mkdir(parents=True, exist_ok=True)
-                shutil.copy2(backup / GENERATIONS_FILE, run_dir / GENERATIONS_FILE)
+                for saved in generation_files(backup):
+                    shutil.copy2(saved, run_dir / saved.name)
+        if config.force or config.rescore:
+            parallel.barrier()  # no rank writes into the run directory before rank 0 has moved the old one
         return _evaluate(spec, task_env, hydra_config, backbones)
 
 
@@ -117,24 +141,31 @@ def _evaluate(spec: RunSpec, task_env: TaskEnvironment, hydra_config: Any, backb
     from ..lmms import SinktopModel
 
     run_dir, results_path = spec.run_dir, spec.run_dir / RESULTS_FILE
+    main = parallel.world().main
     run_dir.mkdir(parents=True, exist_ok=True)
-    config_text = OmegaConf.to_yaml(OmegaConf.create({"run": spec.to_dict(), "hydra_config": hydra_config or {}}))
-    atomic_write_text(run_dir / "config.yaml", config_text)
-    atomic_write_text(run_dir / "environment.json", json.dumps(environment_report(), indent=2))
+    if main:
+        config_text = OmegaConf.to_yaml(OmegaConf.create({"run": spec.to_dict(), "hydra_config": hydra_config or {}}))
+        atomic_write_text(run_dir / "config.yaml", config_text)
+        atomic_write_text(run_dir / "environment.json", json.dumps(environment_report(), indent=2))
 
     config = spec.config
     model = SinktopModel(backbone=backbones.get(spec), combination=spec.combination, frames=config.frames,
                          max_new_tokens=config.max_new_tokens, seed=config.seed,
-                         records_path=str(run_dir / GENERATIONS_FILE))
+                         records_path=str(run_dir / GENERATIONS_FILE), feature_cache=config.feature_cache,
+                         feature_cache_gb=config.feature_cache_gb)
     seed = config.seed
-    results = simple_evaluate(model=model, tasks=list(spec.tasks.names), limit=spec.limit, log_samples=True,
-                              bootstrap_iters=0, task_manager=task_env.task_manager, random_seed=seed,
-                              numpy_random_seed=seed, torch_random_seed=seed, fewshot_random_seed=seed)
+    results = simple_evaluate(model=model, model_args=model.model_args, tasks=list(spec.tasks.names),
+                              limit=spec.limit, log_samples=True, bootstrap_iters=0,
+                              task_manager=task_env.task_manager, random_seed=seed, numpy_random_seed=seed,
+                              torch_random_seed=seed, fewshot_random_seed=seed)
+    records = model.all_records()  # every rank's generations, gathered (every rank takes part)
+    if not main:  # lmms-eval scored every rank's samples on rank 0, which writes the results
+        return RunOutcome("done", run_dir, pd.DataFrame(), encoder_passes(records))
     if not results or not results.get("results"):
         raise RuntimeError(f"lmms-eval returned no results for {spec.run_id} (tasks {list(spec.tasks.names)})")
 
-    rows = results_rows(run_columns(spec, task_env.judge_model), results, model.records, spec.tasks.benchmark_of)
-    for task, samples in sample_logs(results, model.records).items():
+    rows = results_rows(run_columns(spec, task_env.judge_model), results, records, spec.tasks.benchmark_of)
+    for task, samples in sample_logs(results, records).items():
         atomic_write_jsonl(run_dir / "samples" / f"{task}.jsonl", samples)
     summary = {k: v for k, v in results.items() if k != "samples"}
     atomic_write_text(run_dir / "lmms_results.json", json.dumps(summary, indent=2, default=str))
@@ -146,4 +177,4 @@ def _evaluate(spec: RunSpec, task_env: TaskEnvironment, hydra_config: Any, backb
         log_table_run(spec.run_id, spec.to_dict(), rows, run_dir, asdict(config.wandb))
     except Exception as err:  # noqa: BLE001 - tracking must never cost a finished result
         log.error("W&B logging failed for %s (results are safe in %s): %s", spec.run_id, results_path, err)
-    return RunOutcome("done", run_dir, rows)
+    return RunOutcome("done", run_dir, rows, encoder_passes(records))
