@@ -170,7 +170,8 @@ def _evaluate(spec: RunSpec, task_env: TaskEnvironment, hydra_config: Any, backb
     summary = {k: v for k, v in results.items() if k != "samples"}
     atomic_write_text(run_dir / "lmms_results.json", json.dumps(summary, indent=2, default=str))
     atomic_write_csv(results_path, rows)  # last: its presence marks the combination finished
-    (run_dir / "error.log").unlink(missing_ok=True)  # an earlier attempt's failure, now superseded
+    for stale in [run_dir / "error.log", *run_dir.glob("error.rank*.log")]:
+        stale.unlink(missing_ok=True)  # an earlier attempt's failure, now superseded
     log.warning("finished %s -> %s", spec.run_id, results_path)
 
     try:

@@ -49,9 +49,10 @@ def summarise(sweep_dir: Path) -> tuple[pd.DataFrame, list[dict[str, Any]]]:
 
 
 def encoder_passes(sweep_dir: Path) -> dict[str, int]:
-    """The sweep's new generations by where their vision features came from (last outcome per combination)."""
+    """The sweep's new generations by where their vision features came from, summed over its jobs (each
+    job counts what it generated; a combination listed twice is skipped the second time and adds nothing)."""
     total = {"hit": 0, "miss": 0, "off": 0}
-    for job in {j["run_id"]: j for j in read_jobs(sweep_dir)}.values():
+    for job in read_jobs(sweep_dir):
         for source, count in (job.get("encoder_passes") or {}).items():
             total[source] = total.get(source, 0) + count
     return total

@@ -145,6 +145,7 @@ def test_two_cpu_ranks_fail_together_resume_per_rank_and_give_the_single_process
     two = torchrun(*command, smoke_root=data, cwd=tmp_path)
     assert two.returncode == 0, two.stderr[-3000:]
     assert two.stdout.count("done: ") == 1  # rank 0 reports, once
+    assert not list(run_dir.glob("error*.log"))  # the failed attempt's traceback is superseded
     assert run_dir.name == baseline["holitom"].name  # the same combination, the same run id
     assert sorted(p.name for p in run_dir.glob("generations*.jsonl")) == ["generations.rank0.jsonl",
                                                                           "generations.rank1.jsonl"]

@@ -36,6 +36,8 @@ def test_the_sweep_prints_the_encoder_passes_its_cache_saved(tmp_path, capsys):
     record_job(sweep_dir, {"run_id": "B", "run_dir": str(tmp_path / "B"), "status": "skipped", "encoder_passes": {"hit": 0, "miss": 0}})
     record_job(sweep_dir, {"run_id": "C", "run_dir": str(tmp_path / "C"), "status": "done", "encoder_passes": {"hit": 1, "miss": 5}})
     record_job(sweep_dir, {"run_id": "D", "run_dir": str(tmp_path / "D"), "status": "done", "encoder_passes": {"hit": 6, "miss": 0}})
+    # C listed again in the same sweep (dense under stop=off,on): skipped, its first job's counts stay
+    record_job(sweep_dir, {"run_id": "C", "run_dir": str(tmp_path / "C"), "status": "skipped", "encoder_passes": None})
     assert sweep.encoder_passes(sweep_dir) == {"hit": 7, "miss": 5, "off": 0}
     with pytest.raises(SystemExit):  # A failed
         SweepSummary().on_multirun_end(multirun_config(sweep_dir))
