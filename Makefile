@@ -17,8 +17,13 @@ TASKS ?= paper
 LIMIT ?= null
 OUT ?= results/runs
 EXTRA ?=
+# vision-encoder outputs shared by every combination of a backbone (one encoder pass per video);
+# FEATURE_CACHE= (empty) turns it off, FEATURE_CACHE_GB bounds it
+FEATURE_CACHE ?= $(OUT)/../feature_cache
+FEATURE_CACHE_GB ?= 50
+CACHE_ARGS = $(if $(FEATURE_CACHE),feature_cache=$(FEATURE_CACHE) feature_cache_gb=$(FEATURE_CACHE_GB),)
 SWEEP = $(PY) -m sinktop_eval -m +model=$(MODELS) +pruner=$(PRUNERS) stop=$(STOP) ratio=$(RATIO) \
-	tasks=$(TASKS) limit=$(LIMIT) output_dir=$(OUT) $(EXTRA)
+	tasks=$(TASKS) limit=$(LIMIT) output_dir=$(OUT) $(CACHE_ARGS) $(EXTRA)
 # `make demo`: the same sweep on the embedded default (tiny offline twins, synthetic benchmark), two
 # ratios so the accuracy-vs-retention plot has lines; then tables, plots and a sink heat map. Random
 # weights rarely emit EOS, so answers are capped at DEMO_TOKENS (the open-ended tasks allow 1024).
@@ -49,7 +54,7 @@ sweep: install
 # Table 4: HoliTom with STSP only and STTP only (SToP off/on come from `make sweep`)
 ablation: install
 	$(PY) -m sinktop_eval -m +model=$(MODELS) +pruner=holitom stop=stsp,sttp ratio=$(RATIO) tasks=$(TASKS) \
-		limit=$(LIMIT) output_dir=$(OUT) $(EXTRA)
+		limit=$(LIMIT) output_dir=$(OUT) $(CACHE_ARGS) $(EXTRA)
 
 # Fig. 6: dense and VisionZip with/without SToP at 16, 32 and 64 frames (EventHallusion by default)
 FRAMES ?= 16,32,64

@@ -2,6 +2,7 @@
 (the lmms-eval model's resume file, the runner's results, the twins and the synthetic benchmark) can use it.
 
     atomic_write_text(path, text)          a whole file: temporary file, fsync, rename over
+    atomic_write_bytes(path, data)         the same for bytes
     build_directory(target, build)         a whole folder: built in a sibling temporary folder, renamed into place
     cache_root()                           $SINKTOP_CACHE, else ~/.cache/sinktop_eval
 """
@@ -26,11 +27,16 @@ def cache_root(environ: Mapping[str, str] | None = None) -> Path:
 
 
 def atomic_write_text(path: Path, text: str) -> None:
+    atomic_write_bytes(path, text.encode("utf-8"))
+
+
+def atomic_write_bytes(path: Path, data: bytes) -> None:
+    path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     try:
-        with os.fdopen(fd, "w", encoding="utf-8") as handle:
-            handle.write(text)
+        with os.fdopen(fd, "wb") as handle:
+            handle.write(data)
             handle.flush()
             os.fsync(handle.fileno())
         os.chmod(tmp, FILE_MODE)  # mkstemp creates 0600

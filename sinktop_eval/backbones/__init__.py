@@ -9,7 +9,7 @@
 
 This layer knows transformers internals and nothing about lmms-eval.
 """
-from .base import Backbone, Generation, Prepared, VisionTokens
+from .base import Backbone, Generation, Prepared, Sampling, VisionTokens
 from .errors import (
     BackboneError,
     CheckpointUnavailableError,
@@ -26,5 +26,6 @@ from .registry import BACKBONES, load_backbone
 from .tiny import tiny_checkpoint
 
 __all__ = ["BACKBONES", "Backbone", "BackboneError", "CheckpointUnavailableError", "Generation", "LlavaOVBackbone",
-           "LlavaVideoBackbone", "Prepared", "Qwen25VLBackbone", "UnknownBackboneError", "UnsupportedCheckpointError", "VideoDecodeError",
-           "VideoNotFoundError", "VisionTokens", "load_backbone", "prefill_flops", "tiny_checkpoint"]
+           "LlavaVideoBackbone", "Prepared", "Qwen25VLBackbone", "Sampling", "UnknownBackboneError",
+           "UnsupportedCheckpointError", "VideoDecodeError", "VideoNotFoundError", "VisionTokens", "load_backbone",
+           "prefill_flops", "tiny_checkpoint"]

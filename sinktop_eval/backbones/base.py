@@ -4,7 +4,7 @@
     encode   -> run the vision tower ONCE; features X (T, n, D), importance A (T, n), keys K (T, n, d_k)
     prune    -> any `sinktop_eval.pruning` pruner on (X, A, K, grid)
     splice   -> a shorter LLM input: kept placeholders, mask, position ids, kept features
-    generate -> greedy decoding through HF ``generate``, timed per phase
+    generate -> greedy (or sampled) decoding through HF ``generate``, timed per phase; ``until`` text stops it
 
 Subclasses know one HF architecture's internals (``encode`` and ``splice``); nothing here knows
 lmms-eval. Tests call the steps one by one (e.g. ``model(**splice(...))`` for logits).
@@ -13,6 +13,8 @@ from __future__ import annotations
 
 import logging
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, ClassVar
@@ -66,6 +68,55 @@ class Generation:
     text: str
     token_ids: list[int]
     stats: dict[str, Any]
+
+
+@dataclass(frozen=True)
+class Sampling:
+    """Temperature / nucleus sampling for one generation; ``seed`` makes it reproducible (and independent of
+    what ran before in the process, e.g. on another rank's shard)."""
+
+    temperature: float = 1.0
+    top_p: float = 1.0
+    seed: int = 0
+
+    def __post_init__(self) -> None:
+        if not self.temperature > 0:
+            raise ValueError(f"temperature={self.temperature!r} is invalid for sampling; allowed: a number > 0 "
+                             "(temperature 0 means greedy: do not sample)")
+        if not 0 < self.top_p <= 1:
+            raise ValueError(f"top_p={self.top_p!r} is invalid; allowed: a number in (0, 1]")
+
+    def describe(self) -> str:
+        return f"sample(temperature={self.temperature:g}, top_p={self.top_p:g}, seed={self.seed})"
+
+
+class _UntilText:
+    """A ``generate`` stopping criterion: stop once the decoded answer contains one of ``stops``.
+
+    It decodes the answer exactly as the returned text is decoded, so the text cut at its first stop string
+    is what running to the token limit and cutting afterwards would give, without the wasted tokens.
+    (transformers' own ``stop_strings`` also fire on a stop string that straddles the prompt's end.)
+    """
+
+    def __init__(self, tokenizer, prompt_len: int, stops: list[str]) -> None:
+        self.tokenizer, self.prompt_len = tokenizer, prompt_len
+        self.stops = [s for s in stops if s]
+
+    def __call__(self, input_ids: Tensor, scores, **kwargs) -> Tensor:
+        done = [any(stop in self.tokenizer.decode(row[self.prompt_len:].tolist(), skip_special_tokens=True)
+                    for stop in self.stops) for row in input_ids]
+        return torch.tensor(done, dtype=torch.bool, device=input_ids.device)
+
+
+@contextmanager
+def _seeded(sampling: Sampling | None, device: torch.device) -> Iterator[None]:
+    """Sampling draws from the RNG seeded per request; the process's global RNG state is restored after."""
+    if sampling is None:
+        yield
+        return
+    with torch.random.fork_rng(devices=[device.index or 0] if device.type == "cuda" else []):
+        torch.manual_seed(sampling.seed)
+        yield
 
 
 class _PrefillClock:
@@ -225,11 +276,16 @@ class Backbone:
     # -- the whole thing ---------------------------------------------------------------------------------
     @torch.no_grad()
     def generate(self, video: str | Path, prompt: str, pruner: Pruner | None = None, frames: int = 32,
-                 max_new_tokens: int = 16, start: float | None = None, end: float | None = None) -> Generation:
-        """Answer ``prompt`` about ``video`` greedily, with ``pruner`` applied to the visual tokens.
+                 max_new_tokens: int = 16, start: float | None = None, end: float | None = None,
+                 stop_strings: list[str] | None = None, sampling: Sampling | None = None,
+                 feature_cache: Any = None) -> Generation:
+        """Answer ``prompt`` about ``video`` (greedily unless ``sampling``), with ``pruner`` applied to the visual tokens.
 
-        ``pruner=None`` is dense (every visual token kept). Returns the generated text (prompt excluded)
-        and ``stats``: visual token counts, analytic prefill FLOPs, phase timings, peak memory, settings.
+        ``pruner=None`` is dense (every visual token kept). ``stop_strings`` end generation as soon as the
+        decoded answer contains one (the text still holds it; cutting is the caller's rule). ``feature_cache``
+        (a `feature_cache.FeatureCache`) serves the encoder's output when this video was encoded before.
+        Returns the generated text (prompt excluded) and ``stats``: visual token counts, analytic prefill
+        FLOPs, phase timings, peak memory, settings, and ``vision_cache`` (hit / miss / off).
         """
         pruner = pruner if pruner is not None else build_pruner("dense", 1.0)
         if isinstance(max_new_tokens, bool) or not isinstance(max_new_tokens, int) or max_new_tokens < 1:
@@ -240,7 +296,8 @@ class Backbone:
         with watch("video_io_s"):
             prepared = self.prepare(video, prompt, frames, start, end)
         with watch("vision_s"):
-            vision = self.encode(prepared)
+            vision, cache_state = (feature_cache.fetch(self, prepared) if feature_cache is not None
+                                   else (self.encode(prepared), "off"))
         with watch("pruning_s"):  # the pruner plus building the shorter LLM input
             pruned = pruner(vision.features, vision.attn, keys=vision.keys, grid=vision.grid,
                             frame_features=vision.frame_features)
@@ -248,35 +305,45 @@ class Backbone:
         clock = _PrefillClock()
         synchronize(device)
         began = time.perf_counter()
-        output = self.model.generate(**llm_inputs, generation_config=self._greedy(max_new_tokens), streamer=clock)
+        prompt_len = int(llm_inputs["input_ids"].shape[1])
+        stopping = [_UntilText(self.processor.tokenizer, prompt_len, stop_strings)] if stop_strings else None
+        with _seeded(sampling, device):
+            output = self.model.generate(**llm_inputs, generation_config=self._decoding(max_new_tokens, sampling),
+                                         streamer=clock, stopping_criteria=stopping)
         synchronize(device)
         finished = time.perf_counter()
         first_token = clock.puts[1] if len(clock.puts) > 1 else finished
         watch.add("prefill_s", first_token - began)
         watch.add("decode_s", finished - first_token)
-        prompt_len = int(llm_inputs["input_ids"].shape[1])
         new_ids = output[0, prompt_len:].tolist()
         text = self.processor.tokenizer.decode(new_ids, skip_special_tokens=True)
         peak, peak_kind = memory.read()
         stats = self._stats(prepared, vision, pruned, pruner, llm_inputs, watch.phases, peak, peak_kind, len(new_ids))
+        stats["vision_cache"] = cache_state
+        stats["decoding"] = sampling.describe() if sampling is not None else "greedy"
         return Generation(text=text, token_ids=new_ids, stats=stats)
 
     # -- helpers -----------------------------------------------------------------------------------------
     def _greedy(self, max_new_tokens: int):
-        """Plain greedy decoding with the checkpoint's stop tokens.
+        return self._decoding(max_new_tokens)
+
+    def _decoding(self, max_new_tokens: int, sampling: Sampling | None = None):
+        """Greedy decoding (or plain temperature / nucleus sampling) with the checkpoint's stop tokens.
 
         transformers fills every field left unset from the checkpoint's generation_config, which for
         Qwen2.5-VL-7B-Instruct includes sampling settings and repetition_penalty=1.05; the logits-changing
-        fields are therefore pinned to their neutral values, so "greedy" means argmax, for every backbone.
+        fields are therefore pinned to their neutral values, so "greedy" means argmax, for every backbone,
+        and sampling means exactly the temperature and top_p asked for (no top-k).
         """
         from transformers import GenerationConfig
 
         base = self.model.generation_config
         pad = base.pad_token_id if base.pad_token_id is not None else self.processor.tokenizer.pad_token_id
-        return GenerationConfig(do_sample=False, num_beams=1, max_new_tokens=max_new_tokens,
+        decoding = (dict(do_sample=True, temperature=sampling.temperature, top_k=0, top_p=sampling.top_p)
+                    if sampling is not None else dict(do_sample=False, temperature=1.0, top_k=50, top_p=1.0))
+        return GenerationConfig(num_beams=1, max_new_tokens=max_new_tokens, **decoding,
                                 eos_token_id=base.eos_token_id, pad_token_id=pad, bos_token_id=base.bos_token_id,
-                                temperature=1.0, top_k=50, top_p=1.0, repetition_penalty=1.0,
-                                no_repeat_ngram_size=0, min_new_tokens=0, length_penalty=1.0)
+                                repetition_penalty=1.0, no_repeat_ngram_size=0, min_new_tokens=0, length_penalty=1.0)
 
     def dense_prompt_length(self, prepared: Prepared) -> int:
         return int(prepared.inputs["input_ids"].shape[1])

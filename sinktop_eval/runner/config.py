@@ -116,6 +116,8 @@ class RunConfig:
     rescore: bool = False  # re-score a finished combination from its saved answers, no generation
     output_dir: str = "results/runs"
     data_root: Optional[str] = None  # where the benchmarks live (else $SINKTOP_DATA_ROOT)
+    feature_cache: Optional[str] = None  # a folder for vision-encoder outputs shared across combinations; None = off
+    feature_cache_gb: float = 50.0  # its size bound (least recently used entries are evicted)
     judge: JudgeSettings = field(default_factory=JudgeSettings)
     wandb: WandbSettings = field(default_factory=WandbSettings)
 
@@ -192,8 +194,8 @@ def _parse(parser, arg: str):
                   if override.is_sweep_override() else [override.value()])
     except Exception:  # noqa: BLE001 - malformed, or glob sweeps: Hydra's own handling
         return None
-    if override.package is not None or override.is_delete() or override.key_or_group.split(".")[0] == "hydra":
-        return None
+    if override.package is not None or override.is_delete() or override.key_or_group.replace("/", ".").split(".")[0] == "hydra":
+        return None  # hydra.* keys and hydra/<group> choices (e.g. hydra/launcher=submitit_slurm): Hydra's own
     return override, values
 
 
@@ -369,6 +371,7 @@ def resolve_run(cfg: DictConfig) -> RunSpec:
     if config.max_new_tokens is not None:
         _require(config.max_new_tokens >= 1, "max_new_tokens", config.max_new_tokens, "null or an integer >= 1")
     _require(config.wandb.mode in WANDB_MODES, "wandb.mode", config.wandb.mode, ", ".join(WANDB_MODES))
+    _require(config.feature_cache_gb > 0, "feature_cache_gb", config.feature_cache_gb, "a size in GB > 0")
 
     from ..backbones.base import resolve_device, resolve_dtype
 

@@ -3,7 +3,8 @@
 Run directory (``<output_dir>/<run_id>/``):
     config.yaml         the resolved combination (and the Hydra config it came from)
     environment.json    package versions, git commit, machine
-    generations.jsonl   every generation with its cost stats, appended as it happens (resume point)
+    generations.jsonl   every generation with its cost stats, appended as it happens (resume point);
+                        generations.rank<r>.jsonl per rank under torchrun / accelerate launch
     samples/<task>.jsonl  lmms-eval's per-sample logs joined with the generations
     lmms_results.json   lmms-eval's aggregate output
     results.csv         one row per (task, metric); written last, atomically: its presence = done
@@ -20,7 +21,7 @@ import socket
 import time
 from collections import Counter
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, nullcontext
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
@@ -62,7 +63,8 @@ class BackboneCache:
 
             self._backbone, self._key = None, None
             gc.collect()
-            self._backbone = load_backbone(model.backbone, path=model.path, dtype=spec.dtype, device=model.device,
+            self._backbone = load_backbone(model.backbone, path=model.path, dtype=spec.dtype,
+                                           device=parallel.rank_device(model.device),
                                            attn_implementation=model.attn_implementation, **settings)
             self._key = key
             self.loads += 1
@@ -100,7 +102,24 @@ def unmeasured_judge_metrics(rows: pd.DataFrame) -> list[str]:
 class RunOutcome:
     status: str  # "done" | "skipped"
     run_dir: Path
-    rows: pd.DataFrame
+    rows: pd.DataFrame  # empty on ranks other than 0 (rank 0 writes the results)
+    encoder_passes: dict[str, int] | None = None  # this run's fresh generations by vision source: hit / miss / off
+
+
+def encoder_passes(records: list[dict[str, Any]]) -> dict[str, int]:
+    """How this run's new generations got their vision features: "miss"/"off" ran the encoder, "hit" saved a pass."""
+    counts = {"hit": 0, "miss": 0, "off": 0}
+    for record in records:
+        if not record.get("resumed"):
+            source = record.get("vision_cache", "off")
+            counts[source] = counts.get(source, 0) + 1
+    return counts
+
+
+def generation_files(run_dir: Path) -> list[Path]:
+    """The run's resume files: generations.jsonl and, from multi-process runs, one per rank."""
+    stem, suffix = Path(GENERATIONS_FILE).stem, Path(GENERATIONS_FILE).suffix
+    return [p for p in [run_dir / GENERATIONS_FILE, *sorted(run_dir.glob(f"{stem}.rank*{suffix}"))] if p.exists()]
 
 
 def run_columns(spec: RunSpec, judge_model: str | None) -> dict[str, Any]:
@@ -156,8 +175,9 @@ def run_lock(spec: RunSpec) -> Iterator[None]:
 
 
 def run_combination(spec: RunSpec, hydra_config: Any = None, backbones: BackboneCache = BACKBONES) -> RunOutcome:
-    """Evaluate one combination unless its results already exist (or ``spec.force``), holding its lock."""
-    with run_lock(spec):
+    """Evaluate one combination unless its results already exist (or ``spec.force``), holding its lock
+    (rank 0 holds it for a multi-process job: its ranks are one evaluation, and a refusal there ends the job)."""
+    with run_lock(spec) if parallel.world().main else nullcontext():
         return _run_locked(spec, hydra_config, backbones)
 
 
@@ -171,12 +191,16 @@ def _run_locked(spec: RunSpec, hydra_config: Any, backbones: BackboneCache) -> R
         return RunOutcome("skipped", run_dir, pd.read_csv(results_path))
     # data, judge and task build: fails before any model loads; the variables it sets end with the run
     with task_environment(spec) as task_env:
-        if config.force or config.rescore:  # only now: a failed preflight leaves the finished results in place
+        if (config.force or config.rescore) and parallel.world().main:
+            # only now: a failed preflight leaves the finished results in place
             backup = _start_fresh(run_dir)
-            if config.rescore and backup is not None and (backup / GENERATIONS_FILE).exists():
+            if config.rescore and backup is not None:
                 # the saved answers are the resume point: every generation is reused, only scoring runs
                 run_dir.mkdir(parents=True, exist_ok=True)
-                shutil.copy2(backup / GENERATIONS_FILE, run_dir / GENERATIONS_FILE)
+                for saved in generation_files(backup):
+                    shutil.copy2(saved, run_dir / saved.name)
+        if config.force or config.rescore:
+            parallel.barrier()  # no rank writes into the run directory before rank 0 has moved the old one
         return _evaluate(spec, task_env, hydra_config, backbones)
 
 
@@ -186,30 +210,38 @@ def _evaluate(spec: RunSpec, task_env: TaskEnvironment, hydra_config: Any, backb
     from ..lmms import SinktopModel
 
     run_dir, results_path = spec.run_dir, spec.run_dir / RESULTS_FILE
+    main = parallel.world().main
     run_dir.mkdir(parents=True, exist_ok=True)
-    config_text = OmegaConf.to_yaml(OmegaConf.create({"run": spec.to_dict(), "hydra_config": hydra_config or {}}))
-    atomic_write_text(run_dir / "config.yaml", config_text)
-    atomic_write_text(run_dir / "environment.json", json.dumps(environment_report(), indent=2))
+    if main:
+        config_text = OmegaConf.to_yaml(OmegaConf.create({"run": spec.to_dict(), "hydra_config": hydra_config or {}}))
+        atomic_write_text(run_dir / "config.yaml", config_text)
+        atomic_write_text(run_dir / "environment.json", json.dumps(environment_report(), indent=2))
 
     config = spec.config
     model = SinktopModel(backbone=backbones.get(spec), combination=spec.combination, frames=config.frames,
                          max_new_tokens=config.max_new_tokens, seed=config.seed,
-                         records_path=str(run_dir / GENERATIONS_FILE))
+                         records_path=str(run_dir / GENERATIONS_FILE), feature_cache=config.feature_cache,
+                         feature_cache_gb=config.feature_cache_gb)
     seed = config.seed
-    results = simple_evaluate(model=model, tasks=list(spec.tasks.names), limit=spec.limit, log_samples=True,
-                              bootstrap_iters=0, task_manager=task_env.task_manager, random_seed=seed,
-                              numpy_random_seed=seed, torch_random_seed=seed, fewshot_random_seed=seed)
+    results = simple_evaluate(model=model, model_args=model.model_args, tasks=list(spec.tasks.names),
+                              limit=spec.limit, log_samples=True, bootstrap_iters=0,
+                              task_manager=task_env.task_manager, random_seed=seed, numpy_random_seed=seed,
+                              torch_random_seed=seed, fewshot_random_seed=seed)
+    records = model.all_records()  # every rank's generations, gathered (every rank takes part)
+    if not main:  # lmms-eval scored every rank's samples on rank 0, which writes the results
+        return RunOutcome("done", run_dir, pd.DataFrame(), encoder_passes(records))
     if not results or not results.get("results"):
         raise RuntimeError(f"lmms-eval returned no results for {spec.run_id} (tasks {list(spec.tasks.names)})")
 
-    rows = results_rows(run_columns(spec, task_env.judge_model), results, model.records, spec.tasks.benchmark_of)
-    for task, samples in sample_logs(results, model.records).items():
+    rows = results_rows(run_columns(spec, task_env.judge_model), results, records, spec.tasks.benchmark_of)
+    for task, samples in sample_logs(results, records).items():
         atomic_write_jsonl(run_dir / "samples" / f"{task}.jsonl", samples)
-    atomic_write_text(run_dir / SINK_STATS_FILE, json.dumps(sink_summary(model.records), indent=1))
+    atomic_write_text(run_dir / SINK_STATS_FILE, json.dumps(sink_summary(records), indent=1))
     summary = {k: v for k, v in results.items() if k != "samples"}
     atomic_write_text(run_dir / "lmms_results.json", json.dumps(summary, indent=2, default=str))
     atomic_write_csv(results_path, rows)  # last: its presence marks the combination finished
-    (run_dir / "error.log").unlink(missing_ok=True)  # an earlier attempt's failure, now superseded
+    for stale in [run_dir / "error.log", *run_dir.glob("error.rank*.log")]:
+        stale.unlink(missing_ok=True)  # an earlier attempt's failure, now superseded
     log.warning("finished %s -> %s", spec.run_id, results_path)
 
     try:
@@ -223,4 +255,4 @@ def _evaluate(spec: RunSpec, task_env: TaskEnvironment, hydra_config: Any, backb
             f"{len(lost)} judged metric(s) could not be measured ({', '.join(lost[:4])}{', ...' if len(lost) > 4 else ''};"
             f" {failures} failed judge call(s)); results are saved with them missing: fix the judge and re-score with "
             "the same command plus rescore=true (no generation is repeated)")
-    return RunOutcome("done", run_dir, rows)
+    return RunOutcome("done", run_dir, rows, encoder_passes(records))

@@ -48,11 +48,34 @@ def summarise(sweep_dir: Path) -> tuple[pd.DataFrame, list[dict[str, Any]]]:
     return rows, [j for j in last.values() if j["status"] == "failed"]
 
 
+def encoder_passes(sweep_dir: Path) -> dict[str, int]:
+    """The sweep's new generations by where their vision features came from, summed over its jobs (each
+    job counts what it generated; a combination listed twice is skipped the second time and adds nothing)."""
+    total = {"hit": 0, "miss": 0, "off": 0}
+    for job in read_jobs(sweep_dir):
+        for source, count in (job.get("encoder_passes") or {}).items():
+            total[source] = total.get(source, 0) + count
+    return total
+
+
 class SweepSummary(Callback):
-    """Hydra callback: at the end of a multirun, write summary.csv, log a W&B summary table, report failures."""
+    """Hydra callback: at the end of a multirun, write summary.csv, log a W&B summary table, report failures.
+
+    Jobs append their outcome to the sweep folder's ``sweep_runs.jsonl`` (one line each), so this works
+    whichever launcher ran them: in this process (basic) or in other processes and machines (submitit),
+    as long as the sweep folder is shared. Under a multi-process launch only rank 0 reports.
+    """
 
     def on_multirun_end(self, config: DictConfig, **kwargs: Any) -> None:
+        from ..lmms.parallel import world
+
+        if not world().main:
+            return
         sweep_dir = Path(config.hydra.sweep.dir)
+        passes = encoder_passes(sweep_dir)
+        if passes["hit"] + passes["miss"]:
+            print(f"\nfeature cache: {passes['hit']} vision-encoder pass(es) saved, {passes['miss']} run "
+                  f"({passes['hit'] + passes['miss']} generations)")
         rows, failed = summarise(sweep_dir)
         if not rows.empty:
             atomic_write_csv(sweep_dir / "summary.csv", rows)

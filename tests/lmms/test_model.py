@@ -95,10 +95,21 @@ def test_the_documented_cli_line_runs_and_a_bad_one_exits_nonzero(tmp_path, smok
     env_cmd = [sys.executable, "-m", "lmms_eval", "eval", "--model", "sinktop", "--tasks", "sinktop_mvbench_local",
                "--include_path", str(TASKS_DIR), "--limit", "2", "--output_path", str(tmp_path / "out")]
     env = {**__import__("os").environ, "SINKTOP_SMOKE_DIR": str(smoke_root), "SINKTOP_DATA_ROOT": "builtin:smoke"}
-    ok = subprocess.run(env_cmd + ["--model_args", "backbone=tiny_qwen25vl,pruner=holitom,stop=on,ratio=0.1"],
+    ok = subprocess.run(env_cmd + ["--log_samples", "--model_args",
+                                   "pretrained=tiny_qwen25vl,pruner=holitom,stop=on,ratio=0.1,frames=4"],
                         cwd=tmp_path, env=env, capture_output=True, text=True, timeout=600)
     assert ok.returncode == 0, ok.stderr[-2000:]
     assert "sinktop_mvbench_local" in ok.stdout and "acc" in ok.stdout
+    # pretrained= names lmms-eval's output folder, like any HF model's
+    [results_file] = (tmp_path / "out" / "tiny_qwen25vl").glob("*_results.json")
+    results = json.loads(results_file.read_text())
+    assert results["config"]["model_args"].startswith("pretrained=tiny_qwen25vl")
+    assert results["usage"]["total"]["n_api_calls"] == 2 and results["usage"]["total"]["output_tokens"] > 0
+    [samples_file] = (tmp_path / "out" / "tiny_qwen25vl").glob("*_samples_sinktop_mvbench_local.jsonl")
+    samples = [json.loads(line) for line in samples_file.read_text().splitlines()]
+    assert len(samples) == 2
+    assert all(0 < s["token_counts"][0]["kept_visual_tokens"] < s["token_counts"][0]["dense_visual_tokens"]
+               for s in samples)
     bad = subprocess.run(env_cmd + ["--model_args", "backbone=tiny_qwen25vl,pruner=nope"],
                          cwd=tmp_path, env=env, capture_output=True, text=True, timeout=600)
     assert bad.returncode != 0
