@@ -189,8 +189,8 @@ class LlavaVideoBackbone(LlavaOVBackbone):
         attn, keys = self._importance(captured, frames)  # (F, P), (F, P, d)
         attn = self.pool(attn.unsqueeze(-1)).squeeze(-1)  # (F, n)
         keys = self.pool(keys)  # (F, n, d)
-        return VisionTokens(features, attn, keys, self.token_grid, None,
-                            {"newline": self.model.model.image_newline.detach(), "layout": self.layout})
+        # extra holds tensors only (the feature cache stores it); the layout is this adapter's own attribute
+        return VisionTokens(features, attn, keys, self.token_grid, None, {"newline": self.model.model.image_newline.detach()})
 
     def pool(self, x: Tensor) -> Tensor:
         """(F, P, C) on the side x side patch grid -> (F, n, C) with the configured operator and stride."""

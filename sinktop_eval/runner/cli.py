@@ -53,7 +53,7 @@ register_schema()
 
 
 @hydra.main(version_base=None, config_path="pkg://sinktop_eval.configs", config_name="config")
-def main(cfg: DictConfig) -> None:
+def main(cfg: DictConfig) -> float | None:
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
     _lmms_eval_log_level()
     multirun = HydraConfig.get().mode == RunMode.MULTIRUN
@@ -118,6 +118,16 @@ def main(cfg: DictConfig) -> None:
     print(f"{outcome.status}: {outcome.run_dir}")
     _print_passes(outcome.encoder_passes)
     _print_rows(outcome.rows)
+    if spec.config.objective:
+        return objective_value(outcome.rows, spec.config.objective)
+    return None
+
+
+def objective_value(rows, objective: str) -> float:
+    """The ``benchmark/metric`` value of a finished run (a sweeper maximises it); NaN when it was not measured."""
+    benchmark, _, metric = objective.partition("/")
+    hit = rows[(rows["benchmark"] == benchmark) & (rows["metric"] == metric)]["value"].dropna()
+    return float(hit.iloc[0]) if len(hit) else float("nan")
 
 
 def entry_point() -> None:

@@ -118,6 +118,7 @@ class RunConfig:
     data_root: Optional[str] = None  # where the benchmarks live (else $SINKTOP_DATA_ROOT)
     feature_cache: Optional[str] = None  # a folder for vision-encoder outputs shared across combinations; None = off
     feature_cache_gb: float = 50.0  # its size bound (least recently used entries are evicted)
+    objective: Optional[str] = None  # "benchmark/metric" a job returns to a Hydra sweeper (Optuna in make calibrate)
     judge: JudgeSettings = field(default_factory=JudgeSettings)
     wandb: WandbSettings = field(default_factory=WandbSettings)
 
@@ -242,8 +243,9 @@ def check_overrides(args: list[str]) -> None:
                     OmegaConf.update(target, override.key_or_group, value, merge=True,
                                      force_add=override.type == OverrideType.FORCE_ADD)
                 except OmegaConfBaseException as err:
-                    where = (f" (pruner {pruner})" if override.key_or_group.startswith("pruner.") and pruner else
-                             f" (backbone {model})" if override.key_or_group.startswith("model.") and model else "")
+                    key = override.key_or_group
+                    where = (f" (pruner {pruner})" if key.startswith("pruner.settings.") and pruner else
+                             f" (backbone {model})" if key.startswith("model.settings.") and model else "")
                     raise ConfigError(f"{override.key_or_group}={value!r} is invalid{where}: {first_line(err)}") from None
 
 
@@ -372,6 +374,9 @@ def resolve_run(cfg: DictConfig) -> RunSpec:
         _require(config.max_new_tokens >= 1, "max_new_tokens", config.max_new_tokens, "null or an integer >= 1")
     _require(config.wandb.mode in WANDB_MODES, "wandb.mode", config.wandb.mode, ", ".join(WANDB_MODES))
     _require(config.feature_cache_gb > 0, "feature_cache_gb", config.feature_cache_gb, "a size in GB > 0")
+    if config.objective is not None:
+        _require(config.objective.count("/") == 1, "objective", config.objective,
+                 "benchmark/metric, e.g. eventhallusion/binary_acc")
 
     from ..backbones.base import resolve_device, resolve_dtype
 

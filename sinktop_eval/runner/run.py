@@ -30,6 +30,7 @@ import pandas as pd
 from omegaconf import OmegaConf
 
 from ..files import atomic_write_text
+from ..lmms import parallel
 from ..results import RESULTS_FILE, SINK_STATS_FILE, atomic_write_csv, atomic_write_jsonl, results_rows, sample_logs
 from .config import RunSpec
 from .preflight import TaskEnvironment, task_environment

@@ -158,7 +158,12 @@ def _judged(client, mode: str, source: str, target: str, example_names: list[str
 
 def process_results(doc, results):
     """Two judgements of one caption -> hallucination_rate / omission_rate (x100, NaN when not scored),
-    skipped_clips (0/1) and judge_failures (0-2); all NaN without a judge."""
+    skipped_clips (0/1) and judge_failures (0-2), all NaN without a judge; and skipped (clips left out for a
+    bad video, the count every local task reports)."""
+    return {**_judgements(doc, results), "skipped": doc.get(common.SKIPPED_FIELD, 0)}
+
+
+def _judgements(doc, results) -> dict:
     caption = results[0] if results else ""
     caption = caption if isinstance(caption, str) else str(caption)
     config = judge.active_config()
@@ -189,3 +194,4 @@ def process_results(doc, results):
 
 mean_scored = common.mean_scored
 total = common.total
+skipped = common.skipped

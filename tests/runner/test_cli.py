@@ -141,7 +141,7 @@ def test_missing_data_root_fails_naming_the_path_before_any_model_loads(tmp_path
     assert "Loading weights" not in proc.stderr + proc.stdout  # the checkpoint was never opened
     assert not list((tmp_path / "out").rglob("generations.jsonl"))
     assert not list((tmp_path / "out").rglob("results.csv"))
-    run_dirs = [p for p in (tmp_path / "out").iterdir() if p.name != "_hydra"]
+    run_dirs = [p for p in (tmp_path / "out").iterdir() if p.name not in ("_hydra", ".locks")]
     assert len(run_dirs) == 1 and (run_dirs[0] / "error.log").exists()
 
 

@@ -58,7 +58,9 @@ def test_ratio_outside_unit_interval_names_the_value(ratio):
 
 
 def test_missing_model_or_pruner_lists_the_choices():
-    with pytest.raises(ConfigError, match=r"no model chosen: add \+model=<llava_ov\|qwen25vl\|tiny_llava_ov\|tiny_qwen25vl>"):
+    with pytest.raises(ConfigError, match=r"no model chosen: add \+model=<llava_ov\|llava_video\|qwen25vl\|real_shape_llava_ov\|"
+                                          r"real_shape_llava_video\|real_shape_qwen25vl\|tiny_llava_ov\|tiny_llava_video\|"
+                                          r"tiny_qwen25vl>"):
         resolve_run(compose_cfg("+pruner=holitom"))
     with pytest.raises(ConfigError, match=r"no pruner chosen: add \+pruner=<dense\|dpc_knn\|fastvid\|flashvid\|holitom\|none\|"
                                           r"prunevid\|random\|uniform\|visionzip>"):

@@ -128,3 +128,13 @@ def test_metrics_a_failing_judge_left_missing_are_named():
     ])
     assert unmeasured_judge_metrics(rows) == ["eh/desc_acc"]
     assert unmeasured_judge_metrics(rows[rows["task"] != "eh"]) == []
+
+
+def test_a_sweeper_gets_the_objective_metric_of_a_finished_run():
+    from sinktop_eval.runner.cli import objective_value
+
+    rows = pd.DataFrame([{"benchmark": "eventhallusion", "metric": "binary_acc", "value": 61.0},
+                         {"benchmark": "eventhallusion", "metric": "desc_acc", "value": float("nan")},
+                         {"benchmark": None, "metric": "binary_acc", "value": 5.0}])
+    assert objective_value(rows, "eventhallusion/binary_acc") == 61.0
+    assert objective_value(rows, "eventhallusion/desc_acc") != objective_value(rows, "eventhallusion/desc_acc")  # NaN

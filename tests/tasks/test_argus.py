@@ -227,7 +227,8 @@ def test_docs_prompt_and_videos_from_the_release_layout(task_manager, smoke_root
         assert task.doc_to_visual(doc) == [str(smoke_root / "Argus" / "videos" / f"{doc['clip_name']}.mp4")]
     assert task.config.generation_kwargs["max_new_tokens"] == 4096 and task.config.generation_kwargs["until"] == []
     assert {m["metric"]: m["higher_is_better"] for m in task.config.metric_list} == {
-        "hallucination_rate": False, "omission_rate": False, "skipped_clips": False, "judge_failures": False}
+        "hallucination_rate": False, "omission_rate": False, "skipped_clips": False, "judge_failures": False,
+        "skipped": False}
 
 
 def test_argus_dir_variable_and_the_official_clips_folder(task_manager, monkeypatch, tmp_path, smoke_root):

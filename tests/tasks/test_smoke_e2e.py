@@ -95,7 +95,7 @@ def test_every_family_end_to_end_with_a_stub_judge(task_manager, stub_judge, use
     assert metrics["sinktop_vcg_consistency"] == {"co": 4.0, "co_release": 4.0, "judge_failures": 0.0, "skipped": 0}
     assert metrics["sinktop_mvbench_local"] == {"acc": 100.0, "skipped": 0}
     assert metrics["sinktop_argus"] == {"hallucination_rate": 0.0, "omission_rate": 0.0, "skipped_clips": 0.0,
-                                        "judge_failures": 0.0}
+                                        "judge_failures": 0.0, "skipped": 0}
     # windows reached the model in seconds; every request had a video
     windows = [v for task, v in model.visuals if isinstance(v, dict)]
     assert windows and all(0 <= w["start"] < w["end"] <= 4.0 for w in windows)
