@@ -146,6 +146,9 @@ class Backbone:
     mu_note: ClassVar[str] = ""
     # Adapter settings a user may pass to load_backbone: name -> default (recorded in describe())
     SETTINGS: ClassVar[dict[str, Any]] = {}
+    # The paper's cap on new tokens for this backbone (the SToP release's generators: 4096 for the LLaVA
+    # models, 1024 for Qwen2.5-VL); a task's own smaller max_new_tokens still wins. None = the task's.
+    generation_cap: ClassVar[int | None] = None
 
     def __init__(self, model, processor, name: str | None = None, checkpoint: str | Path | None = None,
                  **settings: Any) -> None:

@@ -52,6 +52,7 @@ class LlavaOVBackbone(Backbone):
     family = "llava_ov"
     model_type = "llava_onevision"
     hf_class = "LlavaOnevisionForConditionalGeneration"
+    generation_cap = 4096  # the SToP release's LLaVA generator (LLaVA-Video inherits it)
 
     def __init__(self, model, processor, name=None, checkpoint=None, **settings) -> None:
         super().__init__(model, processor, name=name, checkpoint=checkpoint, **settings)

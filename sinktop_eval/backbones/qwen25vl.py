@@ -79,6 +79,7 @@ class Qwen25VLBackbone(Backbone):
     family = "qwen25vl"
     model_type = "qwen2_5_vl"
     hf_class = "Qwen2_5_VLForConditionalGeneration"
+    generation_cap = 1024  # the SToP release's Qwen2.5-VL generator
     SETTINGS: ClassVar[dict[str, Any]] = {"rope_text_after_video": "official"}  # official | hf, see module doc
 
     def __init__(self, model, processor, name=None, checkpoint=None, **settings) -> None:

@@ -337,7 +337,8 @@ class SinktopModel(lmms):
         doc = self.task_dict[task][split][doc_id]
         video, start, end = parse_visual(doc_to_visual(doc))
         prompt = context.replace("<image>", "").strip()
-        limit, until, sampling = decoding_of(gen_kwargs, self.max_new_tokens, self.seed)
+        caps = [c for c in (self.max_new_tokens, self.backbone.generation_cap) if c]
+        limit, until, sampling = decoding_of(gen_kwargs, min(caps) if caps else None, self.seed)
         identity = [task, split, doc_id, prompt, video, start, end, limit, gen_kwargs.get("until")]
         if sampling is not None:
             identity.append([sampling.temperature, sampling.top_p])

@@ -114,3 +114,18 @@ def test_the_documented_cli_line_runs_and_a_bad_one_exits_nonzero(tmp_path, smok
                          cwd=tmp_path, env=env, capture_output=True, text=True, timeout=600)
     assert bad.returncode != 0
     assert "pruner='nope' is unknown" in bad.stderr
+
+
+def test_the_backbones_paper_cap_on_new_tokens_applies_below_the_tasks(twin, task_manager, clean_task_env,
+                                                                       monkeypatch):
+    """EventHallusion's descriptions allow 4096 new tokens (the LLaVA generator); Qwen2.5-VL's is 1024."""
+    from sinktop_eval.backbones.base import Generation
+
+    asked = []
+    monkeypatch.setattr(twin, "generate", lambda **kw: asked.append(kw["max_new_tokens"]) or Generation("No.", [], {}))
+    evaluate(SinktopModel(backbone=twin, pruner="dense", frames=4), ["sinktop_eventhallusion"], task_manager, limit=1)
+    assert twin.generation_cap == 1024 and asked == [1024]
+    asked.clear()
+    evaluate(SinktopModel(backbone=twin, pruner="dense", frames=4, max_new_tokens=7), ["sinktop_eventhallusion"],
+             task_manager, limit=1)
+    assert asked == [7]  # the run's own cap is the smallest
