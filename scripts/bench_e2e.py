@@ -300,6 +300,13 @@ def plot(frame, path: Path, title: str) -> None:
                 color=colours[backbone])
     ax.set_xscale("log")
     ax.set_yscale("log")
+    from matplotlib.ticker import FixedLocator, FormatStrFormatter, NullFormatter
+
+    steps = [m * 10.0 ** e for e in range(-3, 4) for m in (1, 2, 5)]
+    for axis in (ax.xaxis, ax.yaxis):
+        axis.set_major_locator(FixedLocator(steps))
+        axis.set_major_formatter(FormatStrFormatter("%g"))
+        axis.set_minor_formatter(NullFormatter())
     ax.set_xlabel("analytic LLM prefill (TFLOPs, loaded depth)")
     ax.set_ylabel("measured LLM prefill (s, fastest of the repeats)")
     ax.set_title(title + "\ndashed: time proportional to FLOPs through each dense point", fontsize=9)
@@ -330,7 +337,19 @@ def main(argv=None) -> int:
     parser.add_argument("--cleanup", action=argparse.BooleanOptionalAction, default=None,
                         help="delete each twin after use (default: on with --full-depth)")
     parser.add_argument("--out", default=str(ROOT / "results" / "bench"))
+    parser.add_argument("--replot", default=None, metavar="CSV", help="only redraw the plot of an earlier run's CSV")
     args = parser.parse_args(argv)
+    if args.replot:
+        import pandas as pd
+
+        frame = pd.read_csv(args.replot)
+        first = frame.iloc[0]
+        depth = f"{first.decoder_layers} decoder + {first.vision_layers} vision layers"
+        where = first.machine_gpu if isinstance(first.machine_gpu, str) and first.machine_gpu else first.machine_host_cpu
+        plot(frame, Path(args.replot).with_suffix(".png"),
+             f"{where} ({first['machine_torch_threads']} threads), {first['dtype']}, {depth}, {first['frames']} frames "
+             "(one run, one machine)")
+        return 0
     if args.cleanup is None:
         args.cleanup = args.full_depth
     if args.threads:
@@ -358,8 +377,8 @@ def main(argv=None) -> int:
     (out / f"{tag}.json").write_text(json.dumps({"machine": machine, "settings": settings, "summary": summary},
                                                 indent=2) + "\n")
     depth = "full depth" if args.full_depth else f"{args.layers} decoder + {args.vision_layers} vision layers"
-    plot(frame, out / f"{tag}.png", f"{machine['gpu'] or machine['host_cpu']}, {args.dtype}, {depth}, "
-                                    f"{args.frames} frames (one run, one machine)")
+    plot(frame, out / f"{tag}.png", f"{machine['gpu'] or machine['host_cpu']} ({machine['torch_threads']} threads), "
+                                    f"{args.dtype}, {depth}, {args.frames} frames (one run, one machine)")
     shutil.rmtree(out / ".video", ignore_errors=True)
     print("\n".join(summary))
     print(f"wrote {out / tag}.csv / .json / .png")
