@@ -82,15 +82,19 @@ def flashvid_segments(similarity: Tensor, tau: float, min_segments: int) -> list
     return [b - a for a, b in zip(bounds[:-1], bounds[1:])]
 
 
-def cosine_matrix(a: Tensor, b: Tensor) -> Tensor:
+def cosine_matrix(a: Tensor, b: Tensor, norm_a: Tensor | None = None, norm_b: Tensor | None = None) -> Tensor:
     """(F, m, D), (F, m', D) -> (F, m, m') cosine similarities in float32: one Gram product divided by the
-    norms, so no normalised copy of the tokens is made (zero vectors have similarity 0)."""
+    norms (given as (F, m), (F, m') or computed), so no normalised copy of the tokens is made (zero vectors
+    have similarity 0)."""
     a, b = a.float(), b.float()  # (F, m, D), (F, m', D): views for float32 input
-    norms = torch.linalg.vector_norm(a, dim=-1).unsqueeze(2) * torch.linalg.vector_norm(b, dim=-1).unsqueeze(1)  # (F, m, m')
+    norm_a = torch.linalg.vector_norm(a, dim=-1) if norm_a is None else norm_a  # (F, m)
+    norm_b = torch.linalg.vector_norm(b, dim=-1) if norm_b is None else norm_b  # (F, m')
+    norms = norm_a.unsqueeze(2) * norm_b.unsqueeze(1)  # (F, m, m')
     return torch.bmm(a, b.transpose(1, 2)).div_(norms.clamp_min_(1e-24))  # (F, m, m')
 
 
-def adts_pick(features: Tensor, column_scale: Tensor, count: int, mask_picked: bool = False) -> Tensor:
+def adts_pick(features: Tensor, column_scale: Tensor, count: int, mask_picked: bool = False,
+              norms: Tensor | None = None) -> Tensor:
     """ADTS v2 for a batch of frames: (F, m, D), (F, m) -> (F, count) picked rows, ascending per frame.
 
     M[i, j] = (1 - cos(x_i, x_j)) * column_scale_j. First pick: the column whose second-smallest entry
@@ -102,7 +106,7 @@ def adts_pick(features: Tensor, column_scale: Tensor, count: int, mask_picked: b
     +-1e-7, which can decide a pick only between (near-)collinear tokens.
     """
     F, m, _ = features.shape
-    distance = 1.0 - cosine_matrix(features, features)  # (F, m, m)
+    distance = 1.0 - cosine_matrix(features, features, norms, norms)  # (F, m, m)
     distance.diagonal(dim1=1, dim2=2).zero_()  # exactly 0, as in exact arithmetic (rounding gives +-1e-7)
     calibrated = distance * column_scale.unsqueeze(1)  # (F, m, m), column j scaled
     if m >= 2:
@@ -122,7 +126,8 @@ def adts_pick(features: Tensor, column_scale: Tensor, count: int, mask_picked: b
     return torch.stack(picks, dim=1).sort(dim=-1).values  # (F, count)
 
 
-def tstm_roots(features: Tensor, selected: Tensor, tau: float, lower_bound: int) -> tuple[Tensor, Tensor]:
+def tstm_roots(features: Tensor, selected: Tensor, tau: float, lower_bound: int,
+               norms: Tensor | None = None) -> tuple[Tensor, Tensor]:
     """TSTM's forest for one segment: (L, m, D) tokens, (L, m) ADTS mask -> roots (L, m), parent (L, m).
 
     Token (t, i) links to parent p = argmax_j cos(x_{t,i}, x_{t-1,j}) (any position, ties to the lower j)
@@ -137,7 +142,9 @@ def tstm_roots(features: Tensor, selected: Tensor, tau: float, lower_bound: int)
     step = max(1, CHUNK_ELEMENTS // max(1, 2 * m * D))
     for first in range(1, L, step):
         last = min(L, first + step)
-        sims = cosine_matrix(features[first:last], features[first - 1:last - 1])  # (c, m, m): rows t, columns t-1
+        children, parents = slice(first, last), slice(first - 1, last - 1)
+        sims = cosine_matrix(features[children], features[parents], None if norms is None else norms[children],
+                             None if norms is None else norms[parents])  # (c, m, m): rows frame t, columns t-1
         sims.masked_fill_(selected[first:last].unsqueeze(-1), -1.0)  # (c, m, m) ADTS children
         sims.masked_fill_(selected[first - 1:last - 1].unsqueeze(1), -1.0)  # (c, m, m) ADTS parents
         best[first:last], parent[first:last] = sims.max(dim=-1)  # (c, m), (c, m): first max on ties
@@ -237,7 +244,9 @@ class FlashVIDPruner(Pruner):
         m = tokens.shape[1]
         K_a = min(K_a, m)
 
-        frame_means = cosine_normalise(tokens.float().mean(dim=1))  # (T, D)
+        means = tokens.float().mean(dim=1)  # (T, D) frame means
+        norms = torch.linalg.vector_norm(tokens.float(), dim=-1)  # (T, m), shared by ADTS and TSTM cosines
+        frame_means = cosine_normalise(means)  # (T, D)
         segments = flashvid_segments((frame_means[:-1] * frame_means[1:]).sum(dim=-1), self.segment_threshold,
                                      self.min_segments)
         starts = [sum(segments[:i]) for i in range(len(segments))]
@@ -252,14 +261,14 @@ class FlashVIDPruner(Pruner):
                 raw = video.raw_attn if self.sink_scope == "video" else video.raw_attn[frames]
                 sink = torch.gather(sink_score(raw.float(), self.gamma).expand(L, n), 1, positions[frames])  # (L, m)
                 A_hat = sink_aware_importance(A_hat, sink, self.mu_s)  # (L, m)
-            mean_token = tokens[frames].float().mean(dim=(0, 1))  # (D,)
+            mean_token = means[frames].mean(dim=0)  # (D,) the segment's mean token
             relevance = tokens[frames].float() @ mean_token  # (L, m)
             scale[frames] = (A_hat * ATTENTION_SCALE) * relevance  # (L, m)
         picks = torch.zeros(T, K_a, dtype=torch.long, device=device)  # (T, K_a)
         step = max(1, CHUNK_ELEMENTS // max(1, m * D))  # frames per ADTS batch: bounded memory
         for first in range(0, T if K_a > 0 else 0, step):
             picks[first:first + step] = adts_pick(tokens[first:first + step], scale[first:first + step], K_a,
-                                                  self.mask_picked)
+                                                  self.mask_picked, norms[first:first + step])
         selected = torch.zeros(T, m, dtype=torch.bool, device=device).scatter_(1, picks, True)  # (T, m)
 
         # per segment: TSTM, then the DPC merge of its candidates (non-ADTS roots)
@@ -271,7 +280,8 @@ class FlashVIDPruner(Pruner):
                     rows = [torch.arange(m, device=device)]  # [(m,)]
                     values = [tokens[start].float()]  # [(m, D)]
                 else:
-                    roots, parent = tstm_roots(tokens[frames], selected[frames], self.temporal_threshold, B * L)
+                    roots, parent = tstm_roots(tokens[frames], selected[frames], self.temporal_threshold, B * L,
+                                               norms[frames])
                     root_values = tstm_values(tokens[frames], roots, parent, self.true_mean)
                     rows, values = [], []
                     for t in range(L):
