@@ -325,9 +325,11 @@ def _pairwise_distance(x: Tensor) -> Tensor:
     x = x.float()  # (B, m, D)
     B, m, D = x.shape
     centred = x - x.mean(dim=1, keepdim=True)  # (B, m, D)
-    squared = (centred * centred).sum(dim=-1)  # (B, m)
-    d2 = torch.baddbmm(squared.unsqueeze(2) + squared.unsqueeze(1), centred, centred.transpose(1, 2), alpha=-2.0)  # (B, m, m)
+    gram = torch.bmm(centred, centred.transpose(1, 2))  # (B, m, m)
     del centred
+    squared = gram.diagonal(dim1=1, dim2=2).clone()  # (B, m) |u|^2 from the same product: no extra pass
+    d2 = (squared.unsqueeze(2) + squared.unsqueeze(1)).sub_(gram, alpha=2.0)  # (B, m, m)
+    del gram
     d2 = (d2 + d2.transpose(1, 2)).mul_(0.5).clamp_min_(0.0)  # (B, m, m), exactly symmetric
     d2.diagonal(dim1=1, dim2=2).zero_()
     first = _first_identical(x, d2, squared)  # (B, m)
