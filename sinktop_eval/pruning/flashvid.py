@@ -344,7 +344,7 @@ class FlashVIDPruner(Pruner):
             batch = values.index_select(0, where.reshape(-1)).view(F, P, D)  # (F, P, D)
             batch.masked_fill_(~valid.unsqueeze(-1), 0.0)  # zero padding
             counts = torch.minimum(torch.tensor([quota[t] for t in chunk], device=device), sizes_t)  # (F,)
-            dist = pairwise_distance(batch)  # (F, P, P)
+            dist = pairwise_distance(batch, valid)  # (F, P, P)
             score = density_peak_scores(dist, counts.clamp(max=self.k), valid)  # (F, P), padding -inf
             C = int(counts.max())
             centres = torch.sort(score, dim=-1, descending=True, stable=True).indices[:, :C]  # (F, C) by rank
