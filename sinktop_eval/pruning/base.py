@@ -299,11 +299,12 @@ def frame_major_output(features: Tensor, keep: Tensor) -> tuple[Tensor, Tensor]:
 CHUNK_ELEMENTS = 1 << 23
 
 
-def pairwise_distance(x: Tensor, valid: Tensor | None = None) -> Tensor:
+def pairwise_distance(x: Tensor, valid: Tensor | None = None, scratch: bool = False) -> Tensor:
     """(B, m, D) -> (B, m, m) Euclidean distances scaled by 1/sqrt(D), computed in float32.
 
     ``valid`` (B, m) marks the real rows of a padded batch: padding is never checked for copies (its
-    distances are meaningless and must be masked by the caller).
+    distances are meaningless and must be masked by the caller). ``scratch=True``: x is a float32 working
+    copy the caller no longer needs, centred in place instead of copied.
 
     One batched Gram matmul (per chunk of sets), yet exact where it matters for density peaks:
     - rows are centred first, so |x|^2 + |y|^2 - 2xy does not cancel catastrophically when tokens
@@ -317,26 +318,30 @@ def pairwise_distance(x: Tensor, valid: Tensor | None = None) -> Tensor:
     B, m, D = x.shape
     step = max(1, CHUNK_ELEMENTS // max(1, m * D))
     if step >= B:
-        return _pairwise_distance(x, valid)
+        return _pairwise_distance(x, valid, scratch)
     out = torch.empty(B, m, m, dtype=torch.float32, device=x.device)  # (B, m, m)
     for start in range(0, B, step):
         rows = None if valid is None else valid[start:start + step]
-        out[start:start + step] = _pairwise_distance(x[start:start + step], rows)  # (step, m, m)
+        out[start:start + step] = _pairwise_distance(x[start:start + step], rows, scratch)  # (step, m, m)
     return out
 
 
-def _pairwise_distance(x: Tensor, valid: Tensor | None = None) -> Tensor:
+def _pairwise_distance(x: Tensor, valid: Tensor | None = None, scratch: bool = False) -> Tensor:
+    scratch = scratch and x.dtype == torch.float32
     x = x.float()  # (B, m, D)
     B, m, D = x.shape
-    centred = x - x.mean(dim=1, keepdim=True)  # (B, m, D)
+    mean = x.mean(dim=1, keepdim=True)  # (B, 1, D)
+    centred = x.sub_(mean) if scratch else x - mean  # (B, m, D)
     gram = torch.bmm(centred, centred.transpose(1, 2))  # (B, m, m)
-    del centred
     squared = gram.diagonal(dim1=1, dim2=2).clone()  # (B, m) |u|^2 from the same product: no extra pass
     d2 = (squared.unsqueeze(2) + squared.unsqueeze(1)).sub_(gram, alpha=2.0)  # (B, m, m)
     del gram
     d2 = (d2 + d2.transpose(1, 2)).mul_(0.5).clamp_min_(0.0)  # (B, m, m), exactly symmetric
     d2.diagonal(dim1=1, dim2=2).zero_()
-    first = _first_identical(x, d2, squared, valid)  # (B, m)
+    # identical tokens have identical centred rows (the copy test runs on those); distinct tokens whose
+    # centred rows round to the same values are at computed distance 0 anyway, so they are treated alike
+    first = _first_identical(centred, d2, squared, valid)  # (B, m)
+    del centred
     if first is not None:  # rows and columns of every copy become those of its first copy
         rows = first.unsqueeze(2).expand(B, m, m)  # (B, m, m)
         d2 = d2.gather(1, rows).gather(2, first.unsqueeze(1).expand(B, m, m))  # (B, m, m)
