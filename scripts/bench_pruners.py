@@ -82,16 +82,21 @@ def make_pruner(name, ratio, kwargs):
     return build_pruner(name, 1.0 if name == "dense" else ratio, **kwargs)
 
 
-def time_call(fn, repeats: int, sync) -> tuple[float, float, object]:
+def time_call(fn, repeats: int, sync) -> tuple[float, float, float, object]:
+    """(median wall ms, fastest wall ms, median process CPU ms, result) of ``repeats`` calls after a warm-up.
+
+    CPU time (all threads of this process) is reported too because it is far less sensitive than wall
+    time to other processes competing for the same cores."""
     result = fn()  # warm-up
     sync()
-    samples = []
+    samples, cpu = [], []
     for _ in range(repeats):
-        start = time.perf_counter()
+        start, start_cpu = time.perf_counter(), time.process_time()
         result = fn()
         sync()
         samples.append(time.perf_counter() - start)
-    return statistics.median(samples) * 1000.0, min(samples) * 1000.0, result
+        cpu.append(time.process_time() - start_cpu)
+    return statistics.median(samples) * 1000.0, min(samples) * 1000.0, statistics.median(cpu) * 1000.0, result
 
 
 def _status(key: str) -> int:
@@ -186,11 +191,12 @@ def main(argv=None) -> None:
     sink_ms = {}
     for T in args.frames:
         X, A, K = synthetic_video_tokens(T, h, w, D=args.dim, dtype=dtype, device=args.device)
-        sink_ms[T], _, _ = time_call(lambda: sink_score(A), args.repeats, sync)
+        sink_ms[T], _, _, _ = time_call(lambda: sink_score(A), args.repeats, sync)
         for name, mode, kwargs in combos:
             prune = make_pruner(name, args.ratio, kwargs)
-            median, fastest, out = time_call(lambda: prune(X, A, keys=K, grid=(h, w)), args.repeats, sync)
-            rows.setdefault((name, mode), {})[T] = {"median_ms": median, "fastest_ms": fastest, "kept": len(out)}
+            median, fastest, cpu, out = time_call(lambda: prune(X, A, keys=K, grid=(h, w)), args.repeats, sync)
+            rows.setdefault((name, mode), {})[T] = {"median_ms": median, "fastest_ms": fastest, "cpu_ms": cpu,
+                                                    "kept": len(out)}
             del out
         del X, A, K
         gc.collect()
@@ -199,29 +205,25 @@ def main(argv=None) -> None:
                 if key in rows and T in rows[key]:
                     rows[key][T]["peak_extra_x_features"] = ratio
 
-    first, last = args.frames[0], args.frames[-1]
-    head = f"{'pruner':<10} {'stop':<12}" + "".join(f" {'T=' + str(T) + ' ms':>17}" for T in args.frames)
-    head += f" {'kept@' + str(first):>9} {'ms/frame ' + str(last) + ':' + str(first):>15}"
-    head += "".join(f" {'mem@' + str(T):>8}" for T in args.frames)
+    first = args.frames[0]
+    head = (f"{'pruner':<10} {'stop':<12} {'T':>4} {'median ms':>10} {'fastest ms':>11} {'cpu ms':>8} "
+            f"{'ms/frame':>9} {'vs T=' + str(first):>8} {'kept':>6} {'peak mem':>9}")
     print(head)
     print("-" * len(head))
     table = []
     for (name, mode), per_t in rows.items():
-        line = f"{name:<10} {mode:<12}"
+        base = per_t[first]["median_ms"] / first
         for T in args.frames:
             r = per_t[T]
-            line += f" {r['median_ms']:>8.1f} ({r['fastest_ms']:>6.1f})"
-        growth = (per_t[last]["median_ms"] / last) / (per_t[first]["median_ms"] / first) if per_t[first]["median_ms"] else float("nan")
-        line += f" {per_t[first]['kept']:>9} {growth:>15.2f}"
-        for T in args.frames:
-            mem = per_t[T].get("peak_extra_x_features")
-            line += f" {mem:>7.2f}x" if mem is not None else f" {'n/a':>8}"
-        print(line)
-        for T in args.frames:
-            table.append({"pruner": name, "stop": mode, "T": T, **per_t[T]})
+            growth = (r["median_ms"] / T) / base if base else float("nan")
+            mem = r.get("peak_extra_x_features")
+            mem_text = f"{mem:.2f}x" if mem is not None else "n/a"
+            print(f"{name:<10} {mode:<12} {T:>4} {r['median_ms']:>10.1f} {r['fastest_ms']:>11.1f} {r['cpu_ms']:>8.1f} "
+                  f"{r['median_ms'] / T:>9.2f} {growth:>8.2f} {r['kept']:>6} {mem_text:>9}")
+            table.append({"pruner": name, "stop": mode, "T": T, **r})
     print("sink score alone: " + ", ".join(f"T={T} {ms:.3f} ms" for T, ms in sink_ms.items()))
-    print("ms/frame L:F = (ms at the last T / last T) / (ms at the first T / first T); 1.00 = linear in T. "
-          "mem = peak extra memory of one call / size of the (T, n, D) feature tensor.")
+    print(f"vs T={first}: ms per frame relative to T={first} (1.00 = linear in T); cpu ms: process CPU time per "
+          "call, all threads; peak mem: peak extra memory of one call / size of the (T, n, D) feature tensor.")
     if args.csv:
         import pandas as pd
 

@@ -299,8 +299,12 @@ def frame_major_output(features: Tensor, keep: Tensor) -> tuple[Tensor, Tensor]:
 CHUNK_ELEMENTS = 1 << 23
 
 
-def pairwise_distance(x: Tensor) -> Tensor:
+def pairwise_distance(x: Tensor, valid: Tensor | None = None, scratch: bool = False) -> Tensor:
     """(B, m, D) -> (B, m, m) Euclidean distances scaled by 1/sqrt(D), computed in float32.
+
+    ``valid`` (B, m) marks the real rows of a padded batch: padding is never checked for copies (its
+    distances are meaningless and must be masked by the caller). ``scratch=True``: x is a float32 working
+    copy the caller no longer needs, centred in place instead of copied.
 
     One batched Gram matmul (per chunk of sets), yet exact where it matters for density peaks:
     - rows are centred first, so |x|^2 + |y|^2 - 2xy does not cancel catastrophically when tokens
@@ -314,30 +318,37 @@ def pairwise_distance(x: Tensor) -> Tensor:
     B, m, D = x.shape
     step = max(1, CHUNK_ELEMENTS // max(1, m * D))
     if step >= B:
-        return _pairwise_distance(x)
+        return _pairwise_distance(x, valid, scratch)
     out = torch.empty(B, m, m, dtype=torch.float32, device=x.device)  # (B, m, m)
     for start in range(0, B, step):
-        out[start:start + step] = _pairwise_distance(x[start:start + step])  # (step, m, m)
+        rows = None if valid is None else valid[start:start + step]
+        out[start:start + step] = _pairwise_distance(x[start:start + step], rows, scratch)  # (step, m, m)
     return out
 
 
-def _pairwise_distance(x: Tensor) -> Tensor:
+def _pairwise_distance(x: Tensor, valid: Tensor | None = None, scratch: bool = False) -> Tensor:
+    scratch = scratch and x.dtype == torch.float32
     x = x.float()  # (B, m, D)
     B, m, D = x.shape
-    centred = x - x.mean(dim=1, keepdim=True)  # (B, m, D)
-    squared = (centred * centred).sum(dim=-1)  # (B, m)
-    d2 = torch.baddbmm(squared.unsqueeze(2) + squared.unsqueeze(1), centred, centred.transpose(1, 2), alpha=-2.0)  # (B, m, m)
-    del centred
+    mean = x.mean(dim=1, keepdim=True)  # (B, 1, D)
+    centred = x.sub_(mean) if scratch else x - mean  # (B, m, D)
+    gram = torch.bmm(centred, centred.transpose(1, 2))  # (B, m, m)
+    squared = gram.diagonal(dim1=1, dim2=2).clone()  # (B, m) |u|^2 from the same product: no extra pass
+    d2 = (squared.unsqueeze(2) + squared.unsqueeze(1)).sub_(gram, alpha=2.0)  # (B, m, m)
+    del gram
     d2 = (d2 + d2.transpose(1, 2)).mul_(0.5).clamp_min_(0.0)  # (B, m, m), exactly symmetric
     d2.diagonal(dim1=1, dim2=2).zero_()
-    first = _first_identical(x, d2, squared)  # (B, m)
+    # identical tokens have identical centred rows (the copy test runs on those); distinct tokens whose
+    # centred rows round to the same values are at computed distance 0 anyway, so they are treated alike
+    first = _first_identical(centred, d2, squared, valid)  # (B, m)
+    del centred
     if first is not None:  # rows and columns of every copy become those of its first copy
         rows = first.unsqueeze(2).expand(B, m, m)  # (B, m, m)
         d2 = d2.gather(1, rows).gather(2, first.unsqueeze(1).expand(B, m, m))  # (B, m, m)
     return d2.sqrt_().div_(math.sqrt(D))  # (B, m, m)
 
 
-def _first_identical(x: Tensor, d2: Tensor, squared: Tensor) -> Tensor | None:
+def _first_identical(x: Tensor, d2: Tensor, squared: Tensor, valid: Tensor | None = None) -> Tensor | None:
     """first[b, i] = the lowest j with x[b, j] == x[b, i] exactly (i itself when it has no earlier copy).
 
     Candidates are pairs whose computed squared distance is within the float32 error bound for identical
@@ -348,6 +359,9 @@ def _first_identical(x: Tensor, d2: Tensor, squared: Tensor) -> Tensor | None:
     B, m, D = x.shape
     tolerance = (2 * (2 * D + 8) * 2.0**-24) * (squared.unsqueeze(2) + squared.unsqueeze(1))  # (B, m, m)
     candidate = (d2 <= tolerance).tril_()  # (B, m, m): j <= i only; the diagonal is always a candidate
+    if valid is not None:  # padding neither has nor is a copy
+        candidate &= valid.unsqueeze(1) & valid.unsqueeze(2)
+        candidate.diagonal(dim1=1, dim2=2).fill_(True)
     first = candidate.to(torch.uint8).argmax(dim=-1)  # (B, m) lowest candidate (argmax returns the first max)
     own = torch.arange(m, device=x.device).expand(B, m)  # (B, m)
     claimed = torch.nonzero(first != own, as_tuple=False)  # (c, 2) rows whose lowest candidate is earlier

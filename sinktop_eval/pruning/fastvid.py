@@ -114,7 +114,7 @@ class FastVIDPruner(Pruner):
             anchor_rows = torch.tensor(frames, device=device)  # (F,)
             # Density peaks within each anchor frame's non-salient tokens: (F, m)
             anchor_X = flat_X.index_select(0, nonsalient_flat[anchor_rows].reshape(-1)).view(len(frames), m, D)
-            scores = density_peak_scores(pairwise_distance(anchor_X), self.k)  # (F, m)
+            scores = density_peak_scores(pairwise_distance(anchor_X, scratch=True), self.k)  # (F, m)
             del anchor_X
             release_penalty = self.variant == "release" and self.mu_s != 0
             if release_penalty:

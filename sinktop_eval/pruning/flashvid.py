@@ -82,15 +82,19 @@ def flashvid_segments(similarity: Tensor, tau: float, min_segments: int) -> list
     return [b - a for a, b in zip(bounds[:-1], bounds[1:])]
 
 
-def cosine_matrix(a: Tensor, b: Tensor) -> Tensor:
+def cosine_matrix(a: Tensor, b: Tensor, norm_a: Tensor | None = None, norm_b: Tensor | None = None) -> Tensor:
     """(F, m, D), (F, m', D) -> (F, m, m') cosine similarities in float32: one Gram product divided by the
-    norms, so no normalised copy of the tokens is made (zero vectors have similarity 0)."""
+    norms (given as (F, m), (F, m') or computed), so no normalised copy of the tokens is made (zero vectors
+    have similarity 0)."""
     a, b = a.float(), b.float()  # (F, m, D), (F, m', D): views for float32 input
-    norms = torch.linalg.vector_norm(a, dim=-1).unsqueeze(2) * torch.linalg.vector_norm(b, dim=-1).unsqueeze(1)  # (F, m, m')
+    norm_a = torch.linalg.vector_norm(a, dim=-1) if norm_a is None else norm_a  # (F, m)
+    norm_b = torch.linalg.vector_norm(b, dim=-1) if norm_b is None else norm_b  # (F, m')
+    norms = norm_a.unsqueeze(2) * norm_b.unsqueeze(1)  # (F, m, m')
     return torch.bmm(a, b.transpose(1, 2)).div_(norms.clamp_min_(1e-24))  # (F, m, m')
 
 
-def adts_pick(features: Tensor, column_scale: Tensor, count: int, mask_picked: bool = False) -> Tensor:
+def adts_pick(features: Tensor, column_scale: Tensor, count: int, mask_picked: bool = False,
+              norms: Tensor | None = None) -> Tensor:
     """ADTS v2 for a batch of frames: (F, m, D), (F, m) -> (F, count) picked rows, ascending per frame.
 
     M[i, j] = (1 - cos(x_i, x_j)) * column_scale_j. First pick: the column whose second-smallest entry
@@ -102,7 +106,7 @@ def adts_pick(features: Tensor, column_scale: Tensor, count: int, mask_picked: b
     +-1e-7, which can decide a pick only between (near-)collinear tokens.
     """
     F, m, _ = features.shape
-    distance = 1.0 - cosine_matrix(features, features)  # (F, m, m)
+    distance = 1.0 - cosine_matrix(features, features, norms, norms)  # (F, m, m)
     distance.diagonal(dim1=1, dim2=2).zero_()  # exactly 0, as in exact arithmetic (rounding gives +-1e-7)
     calibrated = distance * column_scale.unsqueeze(1)  # (F, m, m), column j scaled
     if m >= 2:
@@ -122,7 +126,8 @@ def adts_pick(features: Tensor, column_scale: Tensor, count: int, mask_picked: b
     return torch.stack(picks, dim=1).sort(dim=-1).values  # (F, count)
 
 
-def tstm_roots(features: Tensor, selected: Tensor, tau: float, lower_bound: int) -> tuple[Tensor, Tensor]:
+def tstm_roots(features: Tensor, selected: Tensor, tau: float, lower_bound: int,
+               norms: Tensor | None = None) -> tuple[Tensor, Tensor]:
     """TSTM's forest for one segment: (L, m, D) tokens, (L, m) ADTS mask -> roots (L, m), parent (L, m).
 
     Token (t, i) links to parent p = argmax_j cos(x_{t,i}, x_{t-1,j}) (any position, ties to the lower j)
@@ -137,7 +142,9 @@ def tstm_roots(features: Tensor, selected: Tensor, tau: float, lower_bound: int)
     step = max(1, CHUNK_ELEMENTS // max(1, 2 * m * D))
     for first in range(1, L, step):
         last = min(L, first + step)
-        sims = cosine_matrix(features[first:last], features[first - 1:last - 1])  # (c, m, m): rows t, columns t-1
+        children, parents = slice(first, last), slice(first - 1, last - 1)
+        sims = cosine_matrix(features[children], features[parents], None if norms is None else norms[children],
+                             None if norms is None else norms[parents])  # (c, m, m): rows frame t, columns t-1
         sims.masked_fill_(selected[first:last].unsqueeze(-1), -1.0)  # (c, m, m) ADTS children
         sims.masked_fill_(selected[first - 1:last - 1].unsqueeze(1), -1.0)  # (c, m, m) ADTS parents
         best[first:last], parent[first:last] = sims.max(dim=-1)  # (c, m), (c, m): first max on ties
@@ -152,37 +159,39 @@ def tstm_roots(features: Tensor, selected: Tensor, tau: float, lower_bound: int)
     return ~linked, parent
 
 
-def tstm_values(features: Tensor, roots: Tensor, parent: Tensor, true_mean: bool) -> list[Tensor]:
-    """Each frame's root values (roots_t, D) float32: (sum of the root's tree) / count.
+def tstm_values(features: Tensor, roots: Tensor, parent: Tensor, wanted: Tensor, true_mean: bool) -> Tensor:
+    """Values of the ``wanted`` roots (a (L, m) mask, frame-major order): (sum of the root's tree) / count.
 
     The release aggregates from the last frame to the first: a non-root adds its running sum to its
     parent's, so a root ends with the sum of its whole tree, and its count grows by 1 per DIRECT child
     (``true_mean``: by the child's subtree size, i.e. the mean). Here every token is mapped to its root
-    (one pass over the frames on (m,) index vectors) and all sums are one index_add over the segment.
+    (one pass over the frames on (m,) index vectors); a wanted root starts from its own token and the
+    linked tokens of its tree are added with one index_add. Returns (P, D) float32.
     """
     L, m, D = features.shape
     device = features.device
+    flat = features.reshape(L * m, D)  # (L*m, D) view
     frame = torch.arange(L, device=device).view(L, 1) * m  # (L, 1)
     owner = torch.empty(L, m, dtype=torch.long, device=device)  # (L, m) flat id of each token's root
     owner[0] = torch.arange(m, device=device)  # (m,) frame 0: all roots
     for t in range(1, L):
         own = torch.arange(m, device=device) + t * m  # (m,)
         owner[t] = torch.where(roots[t], own, owner[t - 1][parent[t]])  # (m,)
-    root_ids = torch.nonzero(roots.reshape(-1)).squeeze(1)  # (R,) flat, frame-major
-    slot = torch.full((L * m,), -1, dtype=torch.long, device=device)  # (L*m,) root slot, -1 for linked tokens
-    slot[root_ids] = torch.arange(root_ids.numel(), device=device)  # (R,)
-    which = slot[owner.reshape(-1)]  # (L*m,) the root slot every token sums into
-    sums = torch.zeros(root_ids.numel(), D, dtype=torch.float32, device=device)  # (R, D)
-    sums.index_add_(0, which, features.reshape(L * m, D).float())  # (R, D)
+    wanted_ids = torch.nonzero(wanted.reshape(-1)).squeeze(1)  # (P,) flat, frame-major
+    slot = torch.full((L * m,), -1, dtype=torch.long, device=device)  # (L*m,) wanted-root slot or -1
+    slot[wanted_ids] = torch.arange(wanted_ids.numel(), device=device)  # (P,)
+    sums = flat.index_select(0, wanted_ids).float()  # (P, D) each root's own token
+    linked = torch.nonzero(~roots.reshape(-1)).squeeze(1)  # (c,) flat ids of linked tokens
+    target = slot[owner.reshape(-1)[linked]]  # (c,) wanted slot of each linked token's root, or -1
+    into = target >= 0  # (c,)
+    sums.index_add_(0, target[into], flat.index_select(0, linked[into]).float())  # (P, D) tree sums
     if true_mean:
-        counts = torch.bincount(which, minlength=root_ids.numel()).float()  # (R,) tree sizes
+        counts = 1.0 + torch.bincount(target[into], minlength=wanted_ids.numel()).float()  # (P,) tree sizes
     else:  # 1 + the number of linked tokens whose parent is this root
-        parent_slot = slot[(frame - m + parent)[~roots]]  # (c,) root slot of each linked token's parent, or -1
+        parent_slot = slot[(frame - m + parent)[~roots]]  # (c,) wanted slot of each linked token's parent, or -1
         direct = parent_slot[parent_slot >= 0]  # (c',)
-        counts = 1.0 + torch.bincount(direct, minlength=root_ids.numel()).float()  # (R,)
-    values = sums / counts.unsqueeze(1)  # (R, D)
-    per_frame = roots.sum(dim=1).tolist()  # roots per frame
-    return list(torch.split(values, per_frame))  # L x (roots_t, D)
+        counts = 1.0 + torch.bincount(direct, minlength=wanted_ids.numel()).float()  # (P,)
+    return sums / counts.unsqueeze(1)  # (P, D)
 
 
 class FlashVIDPruner(Pruner):
@@ -237,7 +246,9 @@ class FlashVIDPruner(Pruner):
         m = tokens.shape[1]
         K_a = min(K_a, m)
 
-        frame_means = cosine_normalise(tokens.float().mean(dim=1))  # (T, D)
+        means = tokens.float().mean(dim=1)  # (T, D) frame means
+        norms = torch.linalg.vector_norm(tokens.float(), dim=-1)  # (T, m), shared by ADTS and TSTM cosines
+        frame_means = cosine_normalise(means)  # (T, D)
         segments = flashvid_segments((frame_means[:-1] * frame_means[1:]).sum(dim=-1), self.segment_threshold,
                                      self.min_segments)
         starts = [sum(segments[:i]) for i in range(len(segments))]
@@ -252,14 +263,14 @@ class FlashVIDPruner(Pruner):
                 raw = video.raw_attn if self.sink_scope == "video" else video.raw_attn[frames]
                 sink = torch.gather(sink_score(raw.float(), self.gamma).expand(L, n), 1, positions[frames])  # (L, m)
                 A_hat = sink_aware_importance(A_hat, sink, self.mu_s)  # (L, m)
-            mean_token = tokens[frames].float().mean(dim=(0, 1))  # (D,)
+            mean_token = means[frames].mean(dim=0)  # (D,) the segment's mean token
             relevance = tokens[frames].float() @ mean_token  # (L, m)
             scale[frames] = (A_hat * ATTENTION_SCALE) * relevance  # (L, m)
         picks = torch.zeros(T, K_a, dtype=torch.long, device=device)  # (T, K_a)
         step = max(1, CHUNK_ELEMENTS // max(1, m * D))  # frames per ADTS batch: bounded memory
         for first in range(0, T if K_a > 0 else 0, step):
             picks[first:first + step] = adts_pick(tokens[first:first + step], scale[first:first + step], K_a,
-                                                  self.mask_picked)
+                                                  self.mask_picked, norms[first:first + step])
         selected = torch.zeros(T, m, dtype=torch.bool, device=device).scatter_(1, picks, True)  # (T, m)
 
         # per segment: TSTM, then the DPC merge of its candidates (non-ADTS roots)
@@ -268,22 +279,20 @@ class FlashVIDPruner(Pruner):
             for start, L in zip(starts, segments):
                 frames = slice(start, start + L)
                 if L == 1:  # one-frame segment: every token is a candidate, ADTS ones included
-                    rows = [torch.arange(m, device=device)]  # [(m,)]
-                    values = [tokens[start].float()]  # [(m, D)]
+                    wanted = torch.ones(1, m, dtype=torch.bool, device=device)  # (1, m)
+                    values = tokens[start].float()  # (m, D)
                 else:
-                    roots, parent = tstm_roots(tokens[frames], selected[frames], self.temporal_threshold, B * L)
-                    root_values = tstm_values(tokens[frames], roots, parent, self.true_mean)
-                    rows, values = [], []
-                    for t in range(L):
-                        keep = ~selected[start + t][roots[t]]  # (roots_t,) roots that are not ADTS tokens
-                        rows.append(torch.nonzero(roots[t]).squeeze(1)[keep])  # (P_t,)
-                        values.append(root_values[t][keep])  # (P_t, D)
-                    del root_values
-                total = sum(int(r.numel()) for r in rows)
+                    roots, parent = tstm_roots(tokens[frames], selected[frames], self.temporal_threshold, B * L,
+                                               norms[frames])
+                    wanted = roots & ~selected[frames]  # (L, m) candidates: roots that are not ADTS tokens
+                    values = tstm_values(tokens[frames], roots, parent, wanted, self.true_mean)  # (P, D)
+                sizes = wanted.sum(dim=1).tolist()  # candidates per frame
+                total = sum(sizes)
                 budget = K_m * L
                 # ceil(|P_t| * K_m L / N_cur), exactly; every candidate stays when the budget covers them all
-                quota = [-1 if budget >= total else -(-int(r.numel()) * budget // total) for r in rows]
-                out, at = self._merge(rows, values, quota, positions[frames], start, n, D)
+                quota = [-1 if budget >= total else -(-size * budget // total) for size in sizes]
+                rows = torch.nonzero(wanted, as_tuple=False)[:, 1]  # (P,) each candidate's row in its frame
+                out, at = self._merge(values, rows, sizes, quota, positions[frames], start, n)
                 merged_tokens.append(out)
                 merged_index.append(at)
                 del values
@@ -302,33 +311,40 @@ class FlashVIDPruner(Pruner):
                 "duplicates": kept - int(torch.unique(index).numel()), "sink_scope": self.sink_scope}
         return PruneOutput(out_tokens, index, info)
 
-    def _merge(self, candidates: list[Tensor], values: list[Tensor], quota: list[int], positions: Tensor,
-               start: int, n: int, D: int) -> tuple[Tensor, Tensor]:
+    def _merge(self, values: Tensor, rows: Tensor, sizes: list[int], quota: list[int], positions: Tensor,
+               start: int, n: int) -> tuple[Tensor, Tensor]:
         """One segment's per-frame DPC-kNN of its candidates: ``quota[t]`` centres in frame start + t
         (k = min(quota, 7)), members join the nearest centre, a cluster is the plain mean of its members and
         stands at its centre; quota -1 keeps every candidate as it is. Frames are clustered in padded
-        batches of a bounded size. candidates[t]: (P_t,) rows; values[t]: (P_t, D); positions: (L, m).
-        Returns tokens (k, D) float32 and flat indices (k,)."""
-        device = positions.device
+        batches of a bounded size.
+
+        values: (P, D) the candidates, frame by frame (``sizes[t]`` of frame t); rows: (P,) each one's row
+        in its frame; positions: (L, m) grid position of every row. Returns tokens (k, D) float32, index (k,).
+        """
+        device, D = values.device, values.shape[1]
+        offsets = [0]
+        for size in sizes:
+            offsets.append(offsets[-1] + size)
         kept_tokens, kept_index = [], []
         for t, q in enumerate(quota):
-            if q == -1 and candidates[t].numel():
-                kept_tokens.append(values[t])  # (P_t, D)
-                kept_index.append((start + t) * n + positions[t, candidates[t]])  # (P_t,)
-        clustered = [t for t, q in enumerate(quota) if q > 0 and candidates[t].numel() > 0]
-        size = max([int(candidates[t].numel()) for t in clustered], default=1)
-        step = max(1, CHUNK_ELEMENTS // max(1, size * D))
+            if q == -1 and sizes[t]:
+                a, b = offsets[t], offsets[t + 1]
+                kept_tokens.append(values[a:b])  # (P_t, D)
+                kept_index.append((start + t) * n + positions[t, rows[a:b]])  # (P_t,)
+        clustered = [t for t, q in enumerate(quota) if q > 0 and sizes[t] > 0]
+        step = max(1, CHUNK_ELEMENTS // max(1, max([sizes[t] for t in clustered], default=1) * D))
         for first in range(0, len(clustered), step):
             chunk = clustered[first:first + step]
             F = len(chunk)
-            sizes = torch.tensor([int(candidates[t].numel()) for t in chunk], device=device)  # (F,)
-            P = int(sizes.max())
-            batch = torch.zeros(F, P, D, dtype=torch.float32, device=device)  # (F, P, D), zero padding
-            for row, t in enumerate(chunk):
-                batch[row, :sizes[row]] = values[t]  # (P_t, D)
-            valid = torch.arange(P, device=device).view(1, -1) < sizes.view(-1, 1)  # (F, P)
-            counts = torch.minimum(torch.tensor([quota[t] for t in chunk], device=device), sizes)  # (F,)
-            dist = pairwise_distance(batch)  # (F, P, P)
+            sizes_t = torch.tensor([sizes[t] for t in chunk], device=device)  # (F,)
+            P = int(sizes_t.max())
+            valid = torch.arange(P, device=device).view(1, -1) < sizes_t.view(-1, 1)  # (F, P)
+            where = torch.tensor([offsets[t] for t in chunk], device=device).view(-1, 1) + torch.arange(P, device=device)
+            where = torch.where(valid, where, torch.zeros_like(where))  # (F, P) candidate ids, padding -> 0
+            batch = values.index_select(0, where.reshape(-1)).view(F, P, D)  # (F, P, D)
+            batch.masked_fill_(~valid.unsqueeze(-1), 0.0)  # zero padding
+            counts = torch.minimum(torch.tensor([quota[t] for t in chunk], device=device), sizes_t)  # (F,)
+            dist = pairwise_distance(batch, valid)  # (F, P, P)
             score = density_peak_scores(dist, counts.clamp(max=self.k), valid)  # (F, P), padding -inf
             C = int(counts.max())
             centres = torch.sort(score, dim=-1, descending=True, stable=True).indices[:, :C]  # (F, C) by rank
@@ -342,10 +358,11 @@ class FlashVIDPruner(Pruner):
             sums, members = cluster_sums(batch, assignment, C + 1)  # (F, C+1, D), (F, C+1, 1)
             means = sums[:, :C] / members[:, :C].clamp_min(1.0)  # (F, C, D)
             del batch, sums
+            centre_rows = rows.index_select(0, torch.gather(where, 1, centres).reshape(-1)).view(F, C)  # (F, C)
             for row, t in enumerate(chunk):
                 c = int(counts[row])
                 kept_tokens.append(means[row, :c])  # (c, D)
-                kept_index.append((start + t) * n + positions[t, candidates[t][centres[row, :c]]])  # (c,)
+                kept_index.append((start + t) * n + positions[t, centre_rows[row, :c]])  # (c,)
         if not kept_tokens:
             return torch.zeros(0, D, dtype=torch.float32, device=device), torch.zeros(0, dtype=torch.long, device=device)
         return torch.cat(kept_tokens), torch.cat(kept_index)

@@ -29,7 +29,7 @@ from fractions import Fraction
 import torch
 from torch import Tensor
 
-from .base import PruneOutput, Pruner, VideoTokens, cluster_sums, cosine_normalise, density_peak_clusters
+from .base import PruneOutput, Pruner, VideoTokens, cluster_sums, density_peak_clusters
 
 
 def refine_labels(labels: list[int]) -> list[int]:
@@ -98,18 +98,20 @@ def label_windows(labels: list[int]) -> list[tuple[int, int]]:
 def static_positions(window: Tensor, tau: float) -> Tensor:
     """(w, n, D) -> (n,) bool: mean cosine over all ordered pairs of distinct frames > tau.
 
-    sum_{a != b} cos(x_a, x_b) = |sum_a u_a|^2 - sum_a |u_a|^2 with u the unit vectors, accumulated frame
-    by frame, so only (n, D) is held. One frame: no pairs, nothing is static.
+    sum_{a != b} cos(x_a, x_b) = |sum_a u_a|^2 - sum_a |u_a|^2 with u the unit vectors (|u|^2 = 1, as the
+    release subtracts), accumulated frame by frame, so only (n, D) is held. One frame: no pairs, nothing
+    is static.
     """
     w, n, _ = window.shape
     if w < 2:
         return torch.zeros(n, dtype=torch.bool, device=window.device)  # (n,)
-    total = torch.zeros(window.shape[1:], dtype=torch.float32, device=window.device)  # (n, D)
-    self_sim = torch.zeros(n, dtype=torch.float32, device=window.device)  # (n,)
+    total = torch.zeros(window.shape[1:], dtype=torch.float32, device=window.device)  # (n, D) sum of unit vectors
+    self_sim = torch.zeros(n, dtype=torch.float32, device=window.device)  # (n,) sum of |u_a|^2: 1 per nonzero token
     for t in range(w):
-        unit = cosine_normalise(window[t])  # (n, D)
-        total += unit  # (n, D)
-        self_sim += (unit * unit).sum(dim=-1)  # (n,)
+        frame = window[t].float()  # (n, D)
+        norm = torch.linalg.vector_norm(frame, dim=-1)  # (n,)
+        total.addcmul_(frame, (1.0 / norm.clamp_min(1e-12)).unsqueeze(-1))  # (n, D) += unit vectors, no copy
+        self_sim += (norm > 0).float()
     pairs = ((total * total).sum(dim=-1) - self_sim) / (w * (w - 1))  # (n,)
     return pairs > tau
 

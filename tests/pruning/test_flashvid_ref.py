@@ -108,12 +108,14 @@ def test_tstm_chain_root_value_counts_direct_children_only():
     roots, parent = tstm_roots(cosine_normalise(X), torch.zeros(3, 2, dtype=torch.bool), 0.8, 0)
     assert roots.tolist() == [[True, True], [False, True], [False, True]]
     assert parent[1, 0] == 0 and parent[2, 0] == 0
-    values = tstm_values(X, roots, parent, true_mean=False)
+    values = tstm_values(X, roots, parent, roots, true_mean=False)  # roots in order (0,0), (0,1), (1,1), (2,1)
     # root (0, 0) = ((1,0) + (1,.1) + (1,.2)) / (1 + one direct child) = (1.5, .15), the release's count
-    assert torch.allclose(values[0][0], torch.tensor([1.5, 0.15]), atol=1e-6)
-    assert torch.allclose(values[0][1], X[0, 1]) and torch.allclose(values[1][0], X[1, 1])
-    mean = tstm_values(X, roots, parent, true_mean=True)
-    assert torch.allclose(mean[0][0], torch.tensor([1.0, 0.1]), atol=1e-6)
+    assert torch.allclose(values[0], torch.tensor([1.5, 0.15]), atol=1e-6)
+    assert torch.equal(values[1:], X[[0, 1, 2], [1, 1, 1]])
+    mean = tstm_values(X, roots, parent, roots, true_mean=True)
+    assert torch.allclose(mean[0], torch.tensor([1.0, 0.1]), atol=1e-6)
+    only = tstm_values(X, roots, parent, torch.tensor([[True, False], [False, False], [False, True]]), False)
+    assert torch.allclose(only, torch.stack([torch.tensor([1.5, 0.15]), X[2, 1]]), atol=1e-6)
 
 
 def test_tstm_lower_bound_caps_the_merges():
