@@ -22,6 +22,7 @@ from typing import Any, ClassVar
 import torch
 from torch import Tensor
 
+from ..files import first_line
 from ..pruning import PruneOutput, Pruner, build_pruner, sink_statistics
 from .errors import CheckpointUnavailableError
 from .flops import FORMULA, prefill_flops
@@ -196,7 +197,7 @@ class Backbone:
             try:
                 return load(local_only=True)
             except OSError as err:
-                raise CheckpointUnavailableError(f"checkpoint directory {source} is incomplete ({_first_line(err)}); "
+                raise CheckpointUnavailableError(f"checkpoint directory {source} is incomplete ({first_line(err)}); "
                                                  "point path= at a full HF checkpoint (config.json, weights, "
                                                  "processor and tokenizer files)") from None
         try:
@@ -208,7 +209,7 @@ class Backbone:
             try:
                 return load(local_only=False)
             except OSError as err:
-                unreachable = _first_line(err)
+                unreachable = first_line(err)
         short = source.split("/")[-1]
         raise CheckpointUnavailableError(
             f"cannot load {source!r}: it is not in the local Hugging Face cache and cannot be downloaded "
@@ -437,9 +438,4 @@ def hub_unreachable(repo_id: str, timeout: float = 10.0) -> str | None:
         model_info(repo_id, timeout=timeout)
         return None
     except Exception as err:  # noqa: BLE001 - any failure (network, 401/404) means "not downloadable"
-        return f"{type(err).__name__}: {_first_line(err)}"
-
-
-def _first_line(err: Exception) -> str:
-    lines = str(err).strip().splitlines()
-    return lines[0] if lines else type(err).__name__
+        return f"{type(err).__name__}: {first_line(err)}"

@@ -60,18 +60,3 @@ def attention_received(query: Tensor, key: Tensor, scale: float, chunk_elements:
             probs = torch.softmax(torch.matmul(q, k.transpose(-1, -2)) * scale, dim=-1)  # (b, H, c, S)
             received[b0:b0 + seq_step] += probs.sum(dim=(1, 2))
     return received / (H * S)
-
-
-def rotate_half(x: Tensor) -> Tensor:
-    """(..., d) -> (..., d): [-x2, x1] for the halves x1, x2 (the rotary-embedding convention of HF)."""
-    half = x.shape[-1] // 2
-    return torch.cat((-x[..., half:], x[..., :half]), dim=-1)
-
-
-def apply_rotary(x: Tensor, cos: Tensor, sin: Tensor) -> Tensor:
-    """Rotary embedding as the Qwen2.5-VL vision attention applies it: in float32, cast back.
-
-    x: (S, H, d); cos, sin: (S, d).
-    """
-    out = x.float() * cos.unsqueeze(-2).float() + rotate_half(x.float()) * sin.unsqueeze(-2).float()
-    return out.to(x.dtype)

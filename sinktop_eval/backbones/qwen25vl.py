@@ -39,7 +39,7 @@ from torch import Tensor
 
 from ..pruning import PruneOutput
 from .base import Backbone, Prepared, VisionTokens
-from .capture import apply_rotary, attention_received, hooks
+from .capture import attention_received, hooks
 
 ROPE_RULES = ("official", "hf")
 
@@ -133,12 +133,14 @@ class Qwen25VLBackbone(Backbone):
 
     def _importance(self, captured: dict[str, Any], attn_module) -> tuple[Tensor, Tensor]:
         """Attention received (S,) and head-averaged pre-rotary keys (S, d), rows in window order."""
+        from transformers.models.qwen2_5_vl.modeling_qwen2_5_vl import apply_rotary_pos_emb_vision
+
         qkv = captured["qkv"]  # (S, 3 * C)
         S = qkv.shape[0]
         heads = attn_module.num_heads
         q, k, _ = qkv.reshape(S, 3, heads, -1).unbind(1)  # (S, H, d) each
         cos, sin = captured["rotary"]  # (S, d), already permuted to window order
-        q_rot, k_rot = apply_rotary(q, cos, sin), apply_rotary(k, cos, sin)
+        q_rot, k_rot = apply_rotary_pos_emb_vision(q, k, cos, sin)  # the vision attention's own rotary (float32)
         bounds = captured["cu_seqlens"].tolist()
         lengths = [b - a for a, b in pairwise(bounds)]
         received = torch.empty(S, dtype=torch.float32, device=qkv.device)

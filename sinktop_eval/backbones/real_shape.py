@@ -51,6 +51,7 @@ from typing import Any
 
 import torch
 
+from .. import files
 from .tiny import (
     LLAVA_CHAT_TEMPLATE,
     LLAVA_SPECIALS,
@@ -108,8 +109,7 @@ def cache_root() -> Path:
     explicit = os.environ.get("SINKTOP_REAL_SHAPE_CACHE")
     if explicit:
         return Path(explicit)
-    base = os.environ.get("SINKTOP_CACHE") or os.path.join(os.path.expanduser("~"), ".cache", "sinktop_eval")
-    return Path(base) / "real_shape"
+    return files.cache_root() / "real_shape"
 
 
 def resolve_depths(name: str, layers: Any = DEFAULT_LAYERS, vision_layers: Any = DEFAULT_VISION_LAYERS) -> dict[str, int]:

@@ -15,13 +15,12 @@ twins (``real_shape.py``, gigabytes each) are registered here too and cached und
 from __future__ import annotations
 
 import json
-import os
-import shutil
-import tempfile
 from collections.abc import Callable
 from pathlib import Path
 
 import torch
+
+from .. import files
 
 BUILDER_VERSION = 1
 REAL_SHAPE_VERSION = 1  # bump when a real-shape builder or its facts change
@@ -63,8 +62,7 @@ VOCAB_SIZE = 320  # 256 byte symbols + special tokens, padded like real vocabula
 
 def cache_root() -> Path:
     """Where twins live: ``$SINKTOP_CACHE/tiny`` or ``~/.cache/sinktop_eval/tiny``."""
-    base = os.environ.get("SINKTOP_CACHE") or os.path.join(os.path.expanduser("~"), ".cache", "sinktop_eval")
-    return Path(base) / "tiny"
+    return files.cache_root() / "tiny"
 
 
 def tiny_checkpoint(name: str, seed: int = 0, **options) -> Path:
@@ -88,23 +86,19 @@ def tiny_checkpoint(name: str, seed: int = 0, **options) -> Path:
                              "apply to the real_shape_* twins")
         suffix, root, version = "", cache_root(), BUILDER_VERSION
     target = root / f"{name}{suffix}-v{version}-seed{seed}"
-    if (target / "config.json").is_file() and (target / ".complete").is_file():
-        return target
-    target.parent.mkdir(parents=True, exist_ok=True)
-    staging = Path(tempfile.mkdtemp(prefix=f".{target.name}-", dir=target.parent))
-    try:
+
+    def complete(path: Path) -> bool:
+        return (path / "config.json").is_file() and (path / ".complete").is_file()
+
+    def build(staging: Path) -> None:
         BUILDERS[name](staging, seed, **options)
         (staging / ".complete").write_text(f"builder v{version} seed {seed} {options}\n")
-        staging.chmod(0o755)  # mkdtemp makes it private; a shared cache should stay readable
-        try:
-            staging.rename(target)  # atomic: a concurrent builder either wins or finds ours
-        except OSError:
-            if not (target / ".complete").is_file():
-                shutil.rmtree(target, ignore_errors=True)
-                staging.rename(target)
-    finally:
-        shutil.rmtree(staging, ignore_errors=True)
-    return target
+
+    if complete(target):
+        return target
+    # built aside and renamed into place: a concurrent builder either wins or finds ours; an incomplete
+    # leftover is replaced
+    return files.build_directory(target, build, complete=complete)
 
 
 # -- tokenizer ---------------------------------------------------------------------------------------

@@ -11,6 +11,7 @@ from pathlib import Path
 
 import numpy as np
 
+from ..files import first_line
 from .errors import VideoDecodeError, VideoNotFoundError
 
 _EPS = 1e-6  # seconds; keeps a frame whose timestamp equals a window edge inside the window
@@ -84,7 +85,7 @@ def decode_video(path: str | Path, frames: int, start: float | None = None, end:
         total = len(reader)
         fps = float(reader.get_avg_fps())
     except Exception as err:  # noqa: BLE001 - decord raises its own DECORDError / RuntimeError types
-        raise VideoDecodeError(f"cannot decode video {path}: {_first_line(err)}; re-encode it (e.g. ffmpeg -i in.mp4 "
+        raise VideoDecodeError(f"cannot decode video {path}: {first_line(err)}; re-encode it (e.g. ffmpeg -i in.mp4 "
                                "-c:v libx264 out.mp4) or remove it from the task") from None
     if total < 1 or not math.isfinite(fps) or fps <= 0:
         raise VideoDecodeError(f"cannot decode video {path}: it has {total} frames at {fps} fps; re-encode it or "
@@ -95,7 +96,7 @@ def decode_video(path: str | Path, frames: int, start: float | None = None, end:
         batch = reader.get_batch(indices).asnumpy()  # (T, H, W, 3) uint8
     except Exception as err:  # noqa: BLE001 - see above
         raise VideoDecodeError(f"cannot decode video {path}: reading frames {indices[0]}..{indices[-1]} failed "
-                               f"({_first_line(err)}); re-encode it or remove it from the task") from None
+                               f"({first_line(err)}); re-encode it or remove it from the task") from None
     if batch.ndim != 4 or batch.shape[-1] != 3 or batch.shape[0] != len(indices):
         raise VideoDecodeError(f"cannot decode video {path}: got frames of shape {tuple(batch.shape)}, expected "
                                f"({len(indices)}, H, W, 3)")
@@ -116,8 +117,3 @@ def _window(path: Path, total: int, fps: float, start: float | None, end: float 
         raise VideoDecodeError(f"time window [{lo}, {hi}] s of video {path} contains no frame (the clip lasts "
                                f"{duration:.2f} s at {fps:.2f} fps); pass a window inside the clip")
     return first, last
-
-
-def _first_line(err: Exception) -> str:
-    text = str(err).strip().splitlines()
-    return text[0] if text else type(err).__name__
