@@ -126,13 +126,32 @@ def sink_alternatives(rows: pd.DataFrame, path: Path) -> Path | None:
 # --------------------------------------------------------------------------- Fig. 4
 
 
+def _sink_counts(rows: pd.DataFrame) -> pd.DataFrame:
+    """Per (backbone, ratio, pruner, stop): mean kept and dense tokens at sink positions per sample, over the
+    tasks every run of that backbone shares (so the methods and the dense line count the same videos), at
+    the most common frame count."""
+    runs = table_runs(rows).dropna(subset=["sink_kept"])
+    runs = runs[runs["frames"] == runs["frames"].mode().iloc[0]].drop_duplicates(["run_id", "task"])
+    runs = runs.assign(weight=runs["n_samples"].fillna(1) if "n_samples" in runs else 1.0)
+    counts = []
+    for backbone, mine in runs.groupby("backbone"):
+        common = set.intersection(*(set(group["task"]) for _, group in mine.groupby("run_id")))
+        mine = mine[mine["task"].isin(common)]
+        for (ratio, pruner, stop), group in mine.groupby(["ratio", "pruner", "stop"]):
+            weights = group["weight"]
+            counts.append({"backbone": backbone, "ratio": ratio, "pruner": pruner, "stop": stop,
+                           "frames": int(group["frames"].iloc[0]),
+                           "sink_kept": float((group["sink_kept"] * weights).sum() / weights.sum()),
+                           "sink_dense": float((group["sink_dense"] * weights).sum() / weights.sum())})
+    return pd.DataFrame(counts)
+
+
 def sink_tokens(rows: pd.DataFrame, path: Path) -> Path | None:
     """Mean kept tokens at the video's sink positions per sample, per (backbone, ratio) and method, with
     the dense count for reference; drawn when results carry the sink columns."""
     if "sink_kept" not in rows or rows["sink_kept"].notna().sum() == 0:
         return None
-    runs = table_runs(rows).dropna(subset=["sink_kept"])
-    runs = runs.groupby(["backbone", "ratio", "pruner", "stop"], as_index=False)[["sink_kept", "sink_dense"]].mean()
+    runs = _sink_counts(rows)
     groups = sorted(runs.loc[runs["pruner"] != "dense", ["backbone", "ratio"]].drop_duplicates().itertuples(index=False))
     if not groups:
         return None
@@ -151,7 +170,7 @@ def sink_tokens(rows: pd.DataFrame, path: Path) -> Path | None:
             ax.legend(fontsize=7)
         ax.set_xticks(range(len(data)), labels, rotation=30, ha="right", fontsize=7)
         ax.set_ylabel("kept tokens at sink positions\n(mean per sample)")
-        ax.set_title(f"{backbone}, r = {ratio:g}", fontsize=9)
+        ax.set_title(f"{backbone}, r = {ratio:g}, {int(data['frames'].iloc[0])} frames", fontsize=9)
         ax.grid(alpha=0.3, axis="y")
     return _save(fig, path)
 

@@ -85,3 +85,20 @@ def test_frames_and_variants_get_tables_of_their_own():
     assert {k: dict(zip(t.header, t.rows[0]))["EH bin"] for k, t in
             zip(cells, tables)} == {(16, "paper"): "58.00", (32, "paper"): "60.00", (32, "release"): "60.00"}
     assert "16 frames" in tables[0].caption and "pruner variant release" in tables[2].caption
+
+
+def test_sink_counts_compare_methods_on_the_same_videos_and_frame_count():
+    from sinktop_eval.report.figures import _sink_counts
+
+    def sink_row(pruner, stop, task, kept, dense, frames=32, n=10):
+        return {**row(pruner, stop, "binary_acc", 1.0, frames=frames, sink_kept=kept), "task": task,
+                "sink_dense": dense, "n_samples": n, "run_id": f"{pruner}-{stop}-{frames}"}
+
+    rows = pd.DataFrame([
+        sink_row("dense", "off", "eh", 100.0, 100.0), sink_row("dense", "off", "vc", 60.0, 60.0),
+        sink_row("dense", "off", "eh", 50.0, 50.0, frames=16),  # another frame count: not on this chart
+        sink_row("visionzip", "off", "eh", 40.0, 100.0),  # visionzip ran EH only: dense is compared on EH too
+    ])
+    counts = _sink_counts(canonical_rows(rows)).set_index("pruner")
+    assert counts.loc["dense", "sink_kept"] == 100.0 and counts.loc["visionzip", "sink_kept"] == 40.0
+    assert set(counts["frames"]) == {32}
