@@ -456,8 +456,12 @@ def density_peak_clusters(x: Tensor, count: int, k: int, *, centre_order: str = 
 
 
 def cluster_sums(x: Tensor, assignment: Tensor, count: int) -> tuple[Tensor, Tensor]:
-    """Per cluster: the sum of its members' features (B, C, D) float32 and their number (B, C, 1)."""
-    B, m, _ = x.shape
-    onehot = torch.zeros(B, count, m, dtype=torch.float32, device=x.device)  # (B, C, m)
-    onehot.scatter_(1, assignment.unsqueeze(1), 1.0)  # (B, C, m)
-    return torch.bmm(onehot, x.float()), onehot.sum(dim=-1, keepdim=True)  # (B, C, D), (B, C, 1)
+    """Per cluster: the sum of its members' features (B, C, D) float32 and their number (B, C, 1).
+
+    One index_add over all B*m rows (faster here than a one-hot (B, C, m) x (B, m, D) product)."""
+    B, m, D = x.shape
+    flat = (assignment + torch.arange(B, device=x.device).view(B, 1) * count).reshape(-1)  # (B*m,) cluster ids
+    sums = torch.zeros(B * count, D, dtype=torch.float32, device=x.device)  # (B*C, D)
+    sums.index_add_(0, flat, x.reshape(B * m, D).float())
+    members = torch.bincount(flat, minlength=B * count).to(torch.float32)  # (B*C,)
+    return sums.view(B, count, D), members.view(B, count, 1)

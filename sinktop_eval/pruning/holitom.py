@@ -5,6 +5,7 @@ import torch
 from torch import Tensor
 
 from .base import (
+    CHUNK_ELEMENTS,
     PruneOutput,
     Pruner,
     VideoTokens,
@@ -179,16 +180,19 @@ class HoliTomPruner(Pruner):
 
 
 def same_position_similarity(X: Tensor) -> Tensor:
-    """(T-1, n) cos(X[t, i], X[t+1, i]) in float32, without a normalised copy of the whole video.
+    """(T-1, n) cos(X[t, i], X[t+1, i]) in float32, without a normalised copy of the video.
 
-    Dot products and norms are computed frame pair by frame pair (each step reads two frames), so the
-    peak extra memory is two frames, not the (T, n, D) normalised tensor.
+    Norms once per token and one fused dot product per pair of consecutive frames (chunks of frames),
+    so the features are read about three times and never copied; zero vectors have similarity 0.
     """
     T, n, D = X.shape
     out = torch.empty(max(T - 1, 0), n, dtype=torch.float32, device=X.device)  # (T-1, n)
-    previous = cosine_normalise(X[0]) if T > 1 else None  # (n, D)
-    for t in range(T - 1):
-        current = cosine_normalise(X[t + 1])  # (n, D)
-        out[t] = (previous * current).sum(dim=-1)  # (n,)
-        previous = current
-    return out
+    if T < 2:
+        return out
+    norms = torch.linalg.vector_norm(X.float(), dim=-1).clamp_min_(1e-12)  # (T, n)
+    step = max(1, CHUNK_ELEMENTS // max(1, n * D))
+    for first in range(0, T - 1, step):
+        last = min(T - 1, first + step)
+        a, b = X[first:last].float(), X[first + 1:last + 1].float()  # (c, n, D) views for float32 input
+        out[first:last] = torch.linalg.vecdot(a, b, dim=-1)  # (c, n)
+    return out.div_(norms[:-1] * norms[1:])  # (T-1, n)
