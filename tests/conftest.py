@@ -199,3 +199,15 @@ def use_judge(monkeypatch):
         monkeypatch.setenv("SINKTOP_JUDGE_RETRIES", str(retries))
 
     return apply
+
+
+@pytest.fixture(scope="module")
+def one_torch_thread():
+    """Tiny twins gain nothing from a second thread and, on a busy 2-core box, lose up to 5x to
+    oversubscription: modules that run them ask for one thread (``pytest.mark.usefixtures``)."""
+    import torch
+
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)

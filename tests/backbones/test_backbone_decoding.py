@@ -10,15 +10,9 @@ from sinktop_eval.pruning import build_pruner
 
 from .conftest import TWINS
 
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
+
 PROMPT = "Describe the video."
-
-
-@pytest.fixture(scope="module", autouse=True)
-def _one_torch_thread():
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
 
 
 def ask(backbone, clip, **kwargs):

@@ -15,16 +15,10 @@ from sinktop_eval.pruning import build_pruner
 
 from .conftest import FRAMES, TWINS
 
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
+
 PROMPT = "Is there a red square?"
 ASK_FRAMES = 4  # few frames keep every generation here to a fraction of a second
-
-
-@pytest.fixture(scope="module", autouse=True)
-def _one_torch_thread():
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
 
 
 class EncodeSpy:

@@ -16,20 +16,14 @@ from sinktop_eval.lmms import SinktopModel, parallel
 from sinktop_eval.lmms import model as model_module
 from sinktop_eval.lmms.model import SinktopModelError, decoding_of
 
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
+
 
 @pytest.fixture(scope="module")
 def twin():
     from sinktop_eval.backbones import load_backbone
 
     return load_backbone("tiny_qwen25vl")
-
-
-@pytest.fixture(scope="module", autouse=True)
-def _one_torch_thread():
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
 
 
 @pytest.fixture

@@ -23,7 +23,7 @@ from sinktop_eval.runner import run
 from sinktop_eval.runner.config import ConfigError, compose, resolve_run
 from sinktop_eval.runner.run import GENERATIONS_FILE, BackboneCache, run_combination
 
-pytestmark = pytest.mark.slow
+pytestmark = [pytest.mark.slow, pytest.mark.usefixtures("one_torch_thread")]
 # limit/frames/max_new_tokens keep one run over the 8 smoke tasks to a few seconds on CPU
 BASE = ("+model=tiny_qwen25vl", "+pruner=holitom", "limit=2", "frames=4", "max_new_tokens=4")
 RUN_ENV = ("SINKTOP_JUDGE_URL", "SINKTOP_JUDGE_KEY", "SINKTOP_JUDGE_MODEL", "SINKTOP_JUDGE_RETRIES",
@@ -50,17 +50,6 @@ class GenerateSpy:
             raise RuntimeError("injected crash")
         self.calls += 1
         return self.real(*args, **kwargs)
-
-
-@pytest.fixture(scope="module", autouse=True)
-def _one_torch_thread():
-    """The twin is tiny: a second thread buys nothing and, on a busy 2-core box, costs 5x (oversubscription)."""
-    import torch
-
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
 
 
 @pytest.fixture(scope="module")

@@ -19,7 +19,7 @@ import pytest
 from sinktop_eval.benchmarks.smoke_data import SMOKE_ENV
 from sinktop_eval.runner.config import task_set
 
-pytestmark = pytest.mark.slow
+pytestmark = [pytest.mark.slow, pytest.mark.usefixtures("one_torch_thread")]
 FAST = ("tasks=smoke", "limit=2", "frames=4", "max_new_tokens=3", "wandb.mode=disabled")
 DROPPED_ENV = ("SINKTOP_JUDGE_URL", "SINKTOP_JUDGE_KEY", "SINKTOP_JUDGE_MODEL", "OPENAI_API_URL", "OPENAI_API_KEY",
                "MODEL_VERSION", "SINKTOP_DATA_ROOT", "SINKTOP_SKIP_MISSING_VIDEOS", "HYDRA_FULL_ERROR",
@@ -43,16 +43,6 @@ def sinktop(*args: str, **kwargs) -> subprocess.CompletedProcess:
 def torchrun(*args: str, **kwargs) -> subprocess.CompletedProcess:
     return launch("-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2", "-m", "sinktop_eval",
                   *args, **kwargs)
-
-
-@pytest.fixture(scope="module", autouse=True)
-def _one_torch_thread():
-    import torch
-
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
 
 
 @pytest.fixture(scope="module")
