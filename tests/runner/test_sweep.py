@@ -138,3 +138,17 @@ def test_a_sweeper_gets_the_objective_metric_of_a_finished_run():
                          {"benchmark": None, "metric": "binary_acc", "value": 5.0}])
     assert objective_value(rows, "eventhallusion/binary_acc") == 61.0
     assert objective_value(rows, "eventhallusion/desc_acc") != objective_value(rows, "eventhallusion/desc_acc")  # NaN
+
+
+def test_results_files_are_group_readable_and_sweep_folders_do_not_collide(tmp_path):
+    """Results on a shared filesystem are readable by the group (mkstemp alone gives 0600); a sweep folder
+    carries microseconds, so two sweeps started in the same second get their own."""
+    import stat
+
+    from sinktop_eval.files import atomic_write_text
+    from sinktop_eval.resources import CONFIG_DIR
+
+    atomic_write_text(tmp_path / "results.csv", "a\n")
+    assert stat.S_IMODE((tmp_path / "results.csv").stat().st_mode) == 0o644
+    sweep_dir = OmegaConf.load(CONFIG_DIR / "config.yaml").hydra.sweep.dir
+    assert sweep_dir.startswith("${output_dir}/_hydra/multirun_") and sweep_dir.endswith("%S-%f}")
