@@ -150,5 +150,5 @@ def test_results_files_are_group_readable_and_sweep_folders_do_not_collide(tmp_p
 
     atomic_write_text(tmp_path / "results.csv", "a\n")
     assert stat.S_IMODE((tmp_path / "results.csv").stat().st_mode) == 0o644
-    sweep_dir = OmegaConf.load(CONFIG_DIR / "config.yaml").hydra.sweep.dir
+    sweep_dir = OmegaConf.to_container(OmegaConf.load(CONFIG_DIR / "config.yaml"))["hydra"]["sweep"]["dir"]
     assert sweep_dir.startswith("${output_dir}/_hydra/multirun_") and sweep_dir.endswith("%S-%f}")
