@@ -10,7 +10,6 @@ from .base import (
     Pruner,
     VideoTokens,
     ceil_count,
-    cosine_normalise,
     density_peak_scores,
     pairwise_distance,
     top_k_mask,

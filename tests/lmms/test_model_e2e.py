@@ -7,7 +7,6 @@ import math
 import pytest
 
 from sinktop_eval.lmms import SinktopModel
-from sinktop_eval.lmms.model import SinktopModelError
 from sinktop_eval.runner.config import task_set
 
 pytestmark = pytest.mark.slow

@@ -1,6 +1,5 @@
 """FlashVID (SToP's port, pre-LLM stage only): budgets, DySeg, ADTS, TSTM and the DPC merge by hand
 (shared/docs/specs/flashvid.md sections 3, 7, 9), and the whole pruner against the slow reference."""
-import math
 import pathlib
 import sys
 

@@ -1,6 +1,5 @@
 """The paper's Fig. 7 alternatives to SToP as stop modes (hard pruning, attention redistribution), the
 stop_parameters contract, and the sink statistics -- by hand and against the slow references."""
-import math
 import pathlib
 import sys
 

@@ -3,7 +3,6 @@ runs kept out of the tables, best calibration values found."""
 import json
 
 import pandas as pd
-import pytest
 
 from sinktop_eval.report.build import build_tables, canonical_rows, load_paper_reference
 from sinktop_eval.report.figures import (accuracy_vs_frames, paper_figures, selection_frequency, sensitivity,
