@@ -26,12 +26,18 @@ REQUIRED = ("family", "weights", "benchmark")  # written by the runner since the
 LATEX_MARKS = (("–", "--"), ("†", r"$^\dagger$"), ("‡", r"$^\ddagger$"), ("*", r"$^{*}$"), ("?", r"$^{?}$"))
 
 
-def _variant(settings: object) -> str:
-    """The pruner variant recorded in a row's pruner_settings JSON ("paper" when it has none)."""
+def pruner_settings(settings: object) -> dict:
+    """A row's pruner_settings JSON as a dict ({} when the row has none or it is unreadable)."""
     try:
-        return str(json.loads(settings).get("variant", "paper")) if isinstance(settings, str) else "paper"
-    except (ValueError, AttributeError):
-        return "paper"
+        parsed = json.loads(settings) if isinstance(settings, str) else {}
+    except ValueError:
+        return {}
+    return parsed if isinstance(parsed, dict) else {}
+
+
+def _variant(settings: object) -> str:
+    """The pruner variant recorded in a row's pruner_settings ("paper" when it has none)."""
+    return str(pruner_settings(settings).get("variant", "paper"))
 
 
 def canonical_rows(results: pd.DataFrame) -> pd.DataFrame:

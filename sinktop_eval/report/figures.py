@@ -25,7 +25,7 @@ import pandas as pd  # noqa: E402
 
 from ..files import atomic_write_text  # noqa: E402
 from ..results import SINK_STATS_FILE, USER_OVERRIDE  # noqa: E402
-from .build import table_runs  # noqa: E402
+from .build import pruner_settings, table_runs  # noqa: E402
 from .plots import PRUNER_COLOURS, STOP_STYLE, method_label  # noqa: E402
 
 EH_METRICS = ("binary_acc", "desc_acc", "overall_acc")  # what Figs. 6 and 7 show (EventHallusion)
@@ -86,10 +86,7 @@ def accuracy_vs_frames(rows: pd.DataFrame, path: Path) -> Path | None:
 
 
 def _alternative_label(pruner: str, stop: str, settings: object) -> str:
-    try:
-        options = json.loads(settings) if isinstance(settings, str) else {}
-    except ValueError:
-        options = {}
+    options = pruner_settings(settings)
     if stop == "hard" and options.get("hard_k") is not None:
         return f"{pruner} + hard pruning (K = {100 * float(options['hard_k']):g}%)"
     if stop == "redistribute" and options.get("redistribute_p") is not None:

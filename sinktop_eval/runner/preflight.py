@@ -19,7 +19,7 @@ from ..resources import TASKS_DIR
 from .config import ConfigError, RunSpec
 
 # what preparing a run may set in os.environ (restored afterwards, so sweep jobs do not leak into each other)
-RUN_ENV_KEYS = ("SINKTOP_DATA_ROOT", "HF_HOME", SKIP_MISSING_ENV)
+RUN_ENV_KEYS = (DATA_ROOT_ENV, "HF_HOME", SKIP_MISSING_ENV)
 # lmms-eval's own VideoChatGPT tasks post to their judge themselves (sinktop_videochatgpt_* use ours)
 BUILTIN_JUDGED_PREFIX = "videochatgpt_"
 
